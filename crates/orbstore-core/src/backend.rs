@@ -1,0 +1,286 @@
+//! The contract every backend implements: [`PersistenceBackend`], [`Collection`],
+//! [`Transaction`], and the plain structs they report with.
+//!
+//! Each method's documentation states its contract in sentences; the conformance suite in
+//! `orbstore-testkit` has a test for each sentence.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::document::Document;
+use crate::error::Result;
+use crate::filter::Filter;
+use crate::id::Id;
+use crate::query::Query;
+use crate::update::Update;
+
+/// A stream of documents, for exports and other reads too large to hold at once.
+pub type DocumentStream = BoxStream<'static, Result<Document>>;
+
+/// A shared handle to a collection.
+pub type CollectionRef = Arc<dyn Collection>;
+
+/// What a backend can do. Callers and the conformance suite branch on these, never on the
+/// backend's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// [`PersistenceBackend::begin`] works: writes in a transaction land together or not at all.
+    pub transactions: bool,
+    /// Uncommitted writes of a transaction are invisible to everyone else, and a transaction
+    /// whose reads or writes were overtaken by a concurrent write fails instead of losing it.
+    pub isolated_transactions: bool,
+    /// Unique indexes are enforced.
+    pub unique_indexes: bool,
+    /// When [`PersistenceBackend::flush`] returns, every acknowledged write survives a crash.
+    pub durable_flush: bool,
+    /// Several processes may open the same store at once.
+    pub multi_process: bool,
+    /// Data outlives the process (false for the memory backend).
+    pub persistent: bool,
+}
+
+/// The result of a health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    /// Whether the backend answered a real request.
+    pub healthy: bool,
+    /// How long the check took.
+    pub latency: Duration,
+    /// What was checked, or what went wrong.
+    pub message: String,
+}
+
+/// Statistics of one collection.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CollectionStats {
+    /// The collection's name.
+    pub name: String,
+    /// How many documents it holds.
+    pub documents: u64,
+    /// Bytes used on storage (or an estimate in memory), when the backend knows.
+    pub bytes: Option<u64>,
+    /// How many indexes it has (the implicit `_id` index not counted).
+    pub indexes: u64,
+}
+
+/// Statistics of a whole store.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StorageStats {
+    /// The backend's kind (`"memory"`, `"file"`, ...), for display.
+    pub backend: String,
+    /// One entry per collection, sorted by name.
+    pub collections: Vec<CollectionStats>,
+    /// Anything an operator should know (for example, a corrupt file moved aside).
+    pub warnings: Vec<String>,
+}
+
+impl StorageStats {
+    /// The total number of documents.
+    pub fn total_documents(&self) -> u64 {
+        self.collections.iter().map(|c| c.documents).sum()
+    }
+}
+
+/// An index over one or more fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IndexSpec {
+    /// The index's name; [`IndexSpec::new`] derives it from the fields (`a_1_b.c_1`).
+    pub name: String,
+    /// The indexed dotted paths, in order.
+    pub fields: Vec<String>,
+    /// Whether two documents may not share the same values. A unique index constrains only the
+    /// documents in which every indexed field is present and not null.
+    pub unique: bool,
+}
+
+impl IndexSpec {
+    /// An index over `fields`, named after them.
+    pub fn new<S: Into<String>>(fields: impl IntoIterator<Item = S>) -> IndexSpec {
+        let fields: Vec<String> = fields.into_iter().map(Into::into).collect();
+        let name = fields.iter().map(|f| format!("{f}_1")).collect::<Vec<_>>().join("_");
+        IndexSpec { name, fields, unique: false }
+    }
+
+    /// Makes the index unique.
+    pub fn unique(mut self) -> IndexSpec {
+        self.unique = true;
+        self
+    }
+
+    /// Gives the index another name.
+    pub fn named(mut self, name: impl Into<String>) -> IndexSpec {
+        self.name = name.into();
+        self
+    }
+
+    /// Checks the name (`[A-Za-z0-9_.]`, 1 to 63 bytes) and the fields (at least one, valid
+    /// paths, no repeats).
+    pub fn validate(&self) -> Result<()> {
+        use crate::error::Error;
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        if !name_ok {
+            return Err(Error::invalid(format!(
+                "invalid index name {:?}: 1 to 63 characters from [A-Za-z0-9_.]",
+                self.name
+            )));
+        }
+        if self.fields.is_empty() {
+            return Err(Error::invalid(format!("index {:?} has no fields", self.name)));
+        }
+        for (i, f) in self.fields.iter().enumerate() {
+            crate::path::FieldPath::parse(f)?;
+            if self.fields[..i].contains(f) {
+                return Err(Error::invalid(format!("index {:?} lists field {f:?} twice", self.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`Collection::upsert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted {
+    /// The document's id.
+    pub id: Id,
+    /// True when no document had this id and one was inserted; false when one was replaced.
+    pub inserted: bool,
+}
+
+/// A set of documents with a name.
+///
+/// Every method validates its inputs before any I/O: an invalid document, filter, query, update
+/// or index is `InvalidInput` naming what was wrong. "In `_id` order" means ascending byte order
+/// of the `_id` strings.
+#[async_trait]
+pub trait Collection: Send + Sync + fmt::Debug {
+    /// The collection's name.
+    fn name(&self) -> &str;
+
+    /// Inserts one document and returns its id.
+    ///
+    /// A document without `_id` gets a generated time-ordered id. Inserting an `_id` that exists
+    /// is `Conflict` and leaves the stored document unchanged. A document that would break a
+    /// unique index is `Conflict` and is not written.
+    async fn insert_one(&self, doc: Document) -> Result<Id>;
+
+    /// Inserts documents atomically and returns their ids in input order.
+    ///
+    /// An empty batch returns an empty list. When any document is invalid, has an `_id` that
+    /// exists or repeats within the batch, or breaks a unique index, the call fails and no
+    /// document of the batch is stored.
+    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>>;
+
+    /// Stores the document under its `_id`, replacing a stored one whole, or inserting it.
+    ///
+    /// Replacing keeps no field of the old document. A document without `_id` is inserted with a
+    /// generated id. A document that would break a unique index is `Conflict` and nothing changes.
+    async fn upsert(&self, doc: Document) -> Result<Upserted>;
+
+    /// The document with this id, or `None`. An id that cannot exist (empty, too long, NUL) is
+    /// `InvalidInput`.
+    async fn find_by_id(&self, id: &str) -> Result<Option<Document>>;
+
+    /// The documents matching the query, sorted by its sort keys then by `_id` (by `_id` alone
+    /// without sort keys), after offset and limit, projected. A collection that is empty or
+    /// was never written returns an empty list.
+    async fn find(&self, query: &Query) -> Result<Vec<Document>>;
+
+    /// The same documents as [`Collection::find`], in the same order, as a stream.
+    async fn find_stream(&self, query: &Query) -> Result<DocumentStream>;
+
+    /// Applies the update to the first matching document in `_id` order and returns how many
+    /// documents matched (0 or 1). No match returns 0 and changes nothing. An update that cannot
+    /// apply to the document (`$inc` on a string) is `InvalidInput` and changes nothing; one that
+    /// would break a unique index is `Conflict` and changes nothing.
+    async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64>;
+
+    /// Applies the update to every matching document, atomically, and returns how many matched.
+    /// When the update cannot apply to one of them, or would break a unique index, the call
+    /// fails and no document changes.
+    async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64>;
+
+    /// Deletes the first matching document in `_id` order and returns how many were deleted
+    /// (0 or 1). Deleting a missing id returns 0.
+    async fn delete_one(&self, filter: &Filter) -> Result<u64>;
+
+    /// Deletes every matching document and returns how many were deleted.
+    async fn delete_many(&self, filter: &Filter) -> Result<u64>;
+
+    /// How many documents match the filter.
+    async fn count(&self, filter: &Filter) -> Result<u64>;
+
+    /// Creates an index. Creating an index that exists with the same spec does nothing.
+    /// An index of the same name with other fields or uniqueness is `Conflict`. A unique index
+    /// over documents that already break it is `Conflict` and is not created.
+    async fn create_index(&self, spec: IndexSpec) -> Result<()>;
+
+    /// The collection's indexes (not the implicit `_id` one), sorted by name.
+    async fn list_indexes(&self) -> Result<Vec<IndexSpec>>;
+}
+
+/// A transaction: collections bound to it, then [`Transaction::commit`] or
+/// [`Transaction::rollback`]. Dropping it without committing rolls it back.
+#[async_trait]
+pub trait Transaction: Send + Sync {
+    /// A handle whose operations are part of this transaction. Reads through it see the
+    /// transaction's own writes.
+    async fn collection(&self, name: &str) -> Result<CollectionRef>;
+
+    /// Makes every write of the transaction visible at once, across collections. When the
+    /// backend has isolated transactions and a concurrent write overtook this transaction, it
+    /// fails with `Aborted` (retryable) and nothing is applied. Handles from the transaction
+    /// refuse further use with `InvalidInput`.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Discards every write of the transaction. Handles from the transaction refuse further use
+    /// with `InvalidInput`.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// A storage backend: named collections, transactions, health, statistics and durability.
+#[async_trait]
+pub trait PersistenceBackend: Send + Sync + fmt::Debug {
+    /// The backend's kind (`"memory"`, `"file"`, ...), for display only: branch on
+    /// [`PersistenceBackend::capabilities`], never on this.
+    fn kind(&self) -> &'static str;
+
+    /// What this backend (as configured and connected) can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// A handle to the named collection, creating it if needed; it is listed by
+    /// [`PersistenceBackend::list_collections`] from then on. An invalid name is `InvalidInput`
+    /// before any I/O. A handle kept after its collection was dropped reads an empty collection,
+    /// and a write through it creates the collection again.
+    async fn collection(&self, name: &str) -> Result<CollectionRef>;
+
+    /// The names of the collections, sorted.
+    async fn list_collections(&self) -> Result<Vec<String>>;
+
+    /// Drops a collection with its documents and indexes. Returns true when it existed,
+    /// false otherwise.
+    async fn drop_collection(&self, name: &str) -> Result<bool>;
+
+    /// Starts a transaction. A backend without transactions returns `Unsupported` saying why.
+    async fn begin(&self) -> Result<Box<dyn Transaction>>;
+
+    /// Checks the backend with a real request and reports latency. Never fails: problems are
+    /// reported as `healthy: false` with a message.
+    async fn health(&self) -> HealthReport;
+
+    /// Counts and sizes per collection.
+    async fn stats(&self) -> Result<StorageStats>;
+
+    /// When it returns, every write acknowledged before the call is durable (as far as
+    /// [`Capabilities::durable_flush`] says the backend can be).
+    async fn flush(&self) -> Result<()>;
+
+    /// Flushes and releases resources. Every later operation on the backend or its handles
+    /// fails with `InvalidInput`; closing twice is fine.
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod backend;
+pub mod config;
+mod document;
+mod error;
+mod ext;
+mod filter;
+mod id;
+mod name;
+pub mod order;
+mod path;
+mod query;
+mod typed;
+mod update;
+
+pub use backend::{
+    Capabilities, Collection, CollectionRef, CollectionStats, DocumentStream, HealthReport, IndexSpec,
+    PersistenceBackend, StorageStats, Transaction, Upserted,
+};
+pub use config::{BackendConfig, Config, Origin, Secret};
+pub use document::{id_of, prepare_document, to_document, type_name, Document, ID_FIELD};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use ext::{CollectionExt, TypedExt};
+pub use filter::{Condition, Filter};
+pub use id::{generate_id, validate_id, Id, MAX_ID_LEN};
+pub use name::{validate_collection_name, MAX_COLLECTION_NAME_LEN};
+pub use path::FieldPath;
+pub use query::{Direction, Projection, Query, SortField};
+pub use typed::TypedCollection;
+pub use update::{Update, UpdateOp};
+
+/// Re-exported so backends and users build documents with the same `serde_json`.
+pub use serde_json;
