@@ -1,1 +1,13 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod factory;
+
+pub use factory::{from_env, open, Store, BACKEND_FEATURES};
+pub use orbstore_core::*;
+
+/// The backends compiled into this build.
+pub mod backends {
+    #[cfg(feature = "memory")]
+    pub use orbstore_memory::MemoryBackend;
+}

@@ -231,9 +231,8 @@ impl Config {
                     let pool = get("DB_POOL_SIZE").map(|v| parse_pool_size(Some(v))).transpose()?;
                     let mut url = url::Url::parse("mongodb://placeholder/")
                         .map_err(|e| Error::invalid(format!("internal URL error: {e}")))?;
-                    url.set_host(Some(&host)).map_err(|e| {
-                        Error::invalid(format!("invalid DB_HOST {host:?}: {e}"))
-                    })?;
+                    url.set_host(Some(&host))
+                        .map_err(|e| Error::invalid(format!("invalid DB_HOST {host:?}: {e}")))?;
                     let _ = url.set_port(Some(port));
                     if let Some(user) = get("DB_USER") {
                         let _ = url.set_username(&user);
@@ -304,7 +303,9 @@ fn parse_port(v: Option<String>, default: u16) -> Result<u16> {
         None => Ok(default),
         Some(s) => match s.trim().parse::<u16>() {
             Ok(p) if p > 0 => Ok(p),
-            _ => Err(Error::invalid(format!("invalid DB_PORT {s:?}: expected a port number from 1 to 65535"))),
+            _ => {
+                Err(Error::invalid(format!("invalid DB_PORT {s:?}: expected a port number from 1 to 65535")))
+            }
         },
     }
 }
@@ -377,9 +378,8 @@ fn parse_postgres(url: &url::Url) -> std::result::Result<PostgresConfig, String>
     if host.is_empty() {
         return Err("a postgres URL needs a host".into());
     }
-    let decode = |s: &str| {
-        percent_decode(s).ok_or_else(|| "the URL holds invalid percent-encoding".to_owned())
-    };
+    let decode =
+        |s: &str| percent_decode(s).ok_or_else(|| "the URL holds invalid percent-encoding".to_owned());
     let user = if url.username().is_empty() { "postgres".to_owned() } else { decode(url.username())? };
     let password = url.password().map(decode).transpose()?.map(Secret::new);
     let database = match url.path().trim_start_matches('/') {
@@ -447,12 +447,7 @@ pub fn redact_url(url: &str) -> String {
     let Some(at) = authority.rfind('@') else { return url.to_owned() };
     let userinfo = &authority[..at];
     let Some(colon) = userinfo.find(':') else { return url.to_owned() };
-    format!(
-        "{}{}:***{}",
-        &url[..scheme_end + 3],
-        &userinfo[..colon],
-        &rest[at..]
-    )
+    format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..])
 }
 
 #[cfg(test)]
@@ -476,12 +471,8 @@ mod tests {
 
     #[test]
     fn database_url_beats_db_backend_and_orb_persistence() {
-        let c = cfg(&[
-            ("DATABASE_URL", "memory://"),
-            ("DB_BACKEND", "sqlite"),
-            ("ORB_PERSISTENCE", "file"),
-        ])
-        .unwrap();
+        let c = cfg(&[("DATABASE_URL", "memory://"), ("DB_BACKEND", "sqlite"), ("ORB_PERSISTENCE", "file")])
+            .unwrap();
         assert_eq!(c.backend, BackendConfig::Memory);
         assert!(matches!(c.origin, Origin::Env { variable: "DATABASE_URL", .. }));
     }
@@ -519,7 +510,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let p = pg("postgres://bob:s%40cret@db.example:6543/app?sslmode=require&pool_size=4&schema=rl");
-        assert_eq!((p.host.as_str(), p.port, p.database.as_str(), p.user.as_str()), ("db.example", 6543, "app", "bob"));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.database.as_str(), p.user.as_str()),
+            ("db.example", 6543, "app", "bob")
+        );
         assert_eq!(p.password.as_ref().unwrap().expose(), "s@cret");
         assert!(p.ssl);
         assert_eq!((p.pool_size, p.schema.as_str()), (4, "rl"));
@@ -534,8 +528,14 @@ mod tests {
             BackendConfig::from_url("sqlite://./x/y.db").unwrap(),
             BackendConfig::Sqlite(SqliteLocation::File("./x/y.db".into()))
         );
-        assert_eq!(BackendConfig::from_url("sqlite::memory:").unwrap(), BackendConfig::Sqlite(SqliteLocation::Memory));
-        assert_eq!(BackendConfig::from_url("file:///var/orb").unwrap(), BackendConfig::File { dir: "/var/orb".into() });
+        assert_eq!(
+            BackendConfig::from_url("sqlite::memory:").unwrap(),
+            BackendConfig::Sqlite(SqliteLocation::Memory)
+        );
+        assert_eq!(
+            BackendConfig::from_url("file:///var/orb").unwrap(),
+            BackendConfig::File { dir: "/var/orb".into() }
+        );
         assert_eq!(BackendConfig::from_url("memory://").unwrap(), BackendConfig::Memory);
     }
 
@@ -553,8 +553,13 @@ mod tests {
         ])
         .unwrap();
         let BackendConfig::Postgres(p) = c.backend else { panic!() };
-        assert_eq!((p.host.as_str(), p.port, p.database.as_str(), p.user.as_str(), p.ssl, p.pool_size), ("h", 7000, "n", "u", true, 3));
-        let c = cfg(&[("DB_BACKEND", "mongodb"), ("DB_USER", "u"), ("DB_PASSWORD", "p w"), ("DB_NAME", "rl")]).unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.database.as_str(), p.user.as_str(), p.ssl, p.pool_size),
+            ("h", 7000, "n", "u", true, 3)
+        );
+        let c =
+            cfg(&[("DB_BACKEND", "mongodb"), ("DB_USER", "u"), ("DB_PASSWORD", "p w"), ("DB_NAME", "rl")])
+                .unwrap();
         let BackendConfig::Mongo(m) = c.backend else { panic!() };
         assert_eq!(m.url.expose(), "mongodb://u:p%20w@localhost:27017/");
         assert_eq!(m.database, "rl");
@@ -568,11 +573,17 @@ mod tests {
     #[test]
     fn errors_name_variable_value_and_choices() {
         for (vars, needles) in [
-            (vec![("DATABASE_URL", "ftp://x")], vec!["DATABASE_URL", "ftp://x", "unknown scheme", "postgres://"]),
+            (
+                vec![("DATABASE_URL", "ftp://x")],
+                vec!["DATABASE_URL", "ftp://x", "unknown scheme", "postgres://"],
+            ),
             (vec![("DATABASE_URL", "not a url")], vec!["DATABASE_URL", "not a url", "sqlite://"]),
             (vec![("DATABASE_URL", "postgres:///db")], vec!["DATABASE_URL", "needs a host"]),
             (vec![("DATABASE_URL", "postgres://h/db?sslmode=bogus")], vec!["sslmode", "bogus"]),
-            (vec![("DB_BACKEND", "oracle")], vec!["DB_BACKEND", "\"oracle\"", "postgresql, mongodb, sqlite, in-memory"]),
+            (
+                vec![("DB_BACKEND", "oracle")],
+                vec!["DB_BACKEND", "\"oracle\"", "postgresql, mongodb, sqlite, in-memory"],
+            ),
             (vec![("DB_BACKEND", "postgres"), ("DB_PORT", "x")], vec!["DB_PORT", "\"x\""]),
             (vec![("DB_BACKEND", "postgres"), ("DB_PORT", "70000")], vec!["DB_PORT", "70000"]),
             (vec![("DB_BACKEND", "postgres"), ("DB_POOL_SIZE", "0")], vec!["DB_POOL_SIZE", "\"0\""]),

@@ -15,10 +15,7 @@ pub const ID_FIELD: &str = "_id";
 pub fn to_document(value: Value) -> Result<Document> {
     match value {
         Value::Object(map) => Ok(map),
-        other => Err(Error::invalid(format!(
-            "a document must be a JSON object, got {}",
-            type_name(&other)
-        ))),
+        other => Err(Error::invalid(format!("a document must be a JSON object, got {}", type_name(&other)))),
     }
 }
 
@@ -43,12 +40,7 @@ pub fn prepare_document(doc: &mut Document) -> Result<Id> {
             validate_id(s)?;
             s.clone()
         }
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "_id must be a string, got {}",
-                type_name(other)
-            )))
-        }
+        Some(other) => return Err(Error::invalid(format!("_id must be a string, got {}", type_name(other)))),
     };
     validate_fields(doc, "")?;
     Ok(id)

@@ -61,10 +61,7 @@ impl Filter {
     /// Malformed filters are `InvalidInput` naming the offending part.
     pub fn from_json(value: &Value) -> Result<Filter> {
         let Value::Object(map) = value else {
-            return Err(Error::invalid(format!(
-                "a filter must be a JSON object, got {}",
-                type_name(value)
-            )));
+            return Err(Error::invalid(format!("a filter must be a JSON object, got {}", type_name(value))));
         };
         let filter = parse_object(map)?;
         filter.validate()?;
@@ -256,8 +253,7 @@ fn eq_branch(branch: Option<&Value>, v: &Value) -> bool {
     match branch {
         None => v.is_null(),
         Some(x) => {
-            values_equal(x, v)
-                || matches!(x, Value::Array(items) if items.iter().any(|i| values_equal(i, v)))
+            values_equal(x, v) || matches!(x, Value::Array(items) if items.iter().any(|i| values_equal(i, v)))
         }
     }
 }
@@ -266,9 +262,9 @@ fn eq_branch(branch: Option<&Value>, v: &Value) -> bool {
 fn range(branches: &[Option<&Value>], v: &Value, ok: impl Fn(std::cmp::Ordering) -> bool) -> bool {
     let class = TypeClass::of(Some(v));
     let test = |c: Option<&Value>| TypeClass::of(c) == class && ok(compare_optional(c, Some(v)));
-    branches.iter().any(|b| {
-        test(*b) || matches!(b, Some(Value::Array(items)) if items.iter().any(|i| test(Some(i))))
-    })
+    branches
+        .iter()
+        .any(|b| test(*b) || matches!(b, Some(Value::Array(items)) if items.iter().any(|i| test(Some(i)))))
 }
 
 fn json_op(key: &str, value: Value) -> Value {

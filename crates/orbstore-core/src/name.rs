@@ -15,9 +15,7 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
     let ok = !bytes.is_empty()
         && bytes.len() <= MAX_COLLECTION_NAME_LEN
         && bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
     if ok {
         Ok(())
     } else {
@@ -41,9 +39,7 @@ mod tests {
 
     #[test]
     fn refuses_invalid_names_and_names_them() {
-        for n in [
-            "", "A", "1a", "_a", "a-b", "a b", "a.b", "é", "a;drop", "a\0", &"a".repeat(64),
-        ] {
+        for n in ["", "A", "1a", "_a", "a-b", "a b", "a.b", "é", "a;drop", "a\0", &"a".repeat(64)] {
             let e = validate_collection_name(n).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
             assert!(e.to_string().contains(&format!("{n:?}")), "{e}");

@@ -161,7 +161,13 @@ impl Query {
         self.sort.iter().map(|s| s.path.sort_key(doc)).collect()
     }
 
-    fn compare_keyed(&self, ka: &[Option<Value>], a: &Document, kb: &[Option<Value>], b: &Document) -> Ordering {
+    fn compare_keyed(
+        &self,
+        ka: &[Option<Value>],
+        a: &Document,
+        kb: &[Option<Value>],
+        b: &Document,
+    ) -> Ordering {
         for (s, (x, y)) in self.sort.iter().zip(ka.iter().zip(kb)) {
             let o = compare_optional(x.as_ref(), y.as_ref());
             let o = if s.direction == Direction::Descending { o.reverse() } else { o };
@@ -206,9 +212,7 @@ impl Query {
 }
 
 fn parse_count(key: &str, v: &Value) -> Result<u64> {
-    v.as_u64().ok_or_else(|| {
-        Error::invalid(format!("query {key:?} must be a non-negative integer, got {v}"))
-    })
+    v.as_u64().ok_or_else(|| Error::invalid(format!("query {key:?} must be a non-negative integer, got {v}")))
 }
 
 fn parse_direction(path: &str, v: &Value) -> Result<Direction> {
@@ -275,7 +279,10 @@ impl Projection {
     /// Parses `{"a": 1, "b.c": 1}` or `{"secret": 0}` (values 1/0 or true/false).
     pub fn from_json(value: &Value) -> Result<Projection> {
         let Value::Object(m) = value else {
-            return Err(Error::invalid(format!("a projection must be a JSON object, got {}", type_name(value))));
+            return Err(Error::invalid(format!(
+                "a projection must be a JSON object, got {}",
+                type_name(value)
+            )));
         };
         let mut include = Vec::new();
         let mut exclude = Vec::new();
@@ -333,7 +340,10 @@ impl Projection {
         }
         for a in paths {
             for b in paths {
-                if a != b && b.as_str().starts_with(a.as_str()) && b.as_str()[a.as_str().len()..].starts_with('.') {
+                if a != b
+                    && b.as_str().starts_with(a.as_str())
+                    && b.as_str()[a.as_str().len()..].starts_with('.')
+                {
                     return Err(Error::invalid(format!("projection paths {a:?} and {b:?} collide")));
                 }
             }
@@ -434,7 +444,9 @@ mod tests {
 
     #[test]
     fn documented_sort_examples() {
-        let d = docs(json!([{"_id":"1","a":2},{"_id":"2"},{"_id":"3","a":"x"},{"_id":"4","a":null},{"_id":"5","a":true}]));
+        let d = docs(
+            json!([{"_id":"1","a":2},{"_id":"2"},{"_id":"3","a":"x"},{"_id":"4","a":null},{"_id":"5","a":true}]),
+        );
         assert_eq!(ids(&Query::all().sort_asc("a").apply(d)), ["2", "4", "1", "3", "5"]);
         let d = docs(json!([{"_id":"b","a":1},{"_id":"a","a":1.0}]));
         assert_eq!(ids(&Query::all().sort_desc("a").apply(d)), ["a", "b"]);
@@ -463,7 +475,10 @@ mod tests {
 
     #[test]
     fn query_from_json() {
-        let q = Query::from_json(&json!({"filter": {"a": 1}, "sort": [{"b": -1}, {"c": "asc"}], "skip": 1, "limit": 2})).unwrap();
+        let q = Query::from_json(
+            &json!({"filter": {"a": 1}, "sort": [{"b": -1}, {"c": "asc"}], "skip": 1, "limit": 2}),
+        )
+        .unwrap();
         assert_eq!(q.sort.len(), 2);
         assert_eq!(q.sort[0].direction, Direction::Descending);
         assert_eq!((q.offset, q.limit), (1, Some(2)));

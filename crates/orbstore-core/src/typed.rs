@@ -99,20 +99,14 @@ fn to_doc<T: Serialize>(value: &T) -> Result<Document> {
             std::any::type_name::<T>(),
             type_name(&other)
         ))),
-        Err(e) => Err(Error::invalid(format!(
-            "{} could not be serialized: {e}",
-            std::any::type_name::<T>()
-        ))),
+        Err(e) => Err(Error::invalid(format!("{} could not be serialized: {e}", std::any::type_name::<T>()))),
     }
 }
 
 fn from_doc<T: DeserializeOwned>(doc: Document) -> Result<T> {
     let id = id_of(&doc).unwrap_or("?").to_owned();
     serde_json::from_value(Value::Object(doc)).map_err(|e| {
-        Error::corrupt(format!(
-            "document {id:?} does not deserialize as {}: {e}",
-            std::any::type_name::<T>()
-        ))
-        .with_source(e)
+        Error::corrupt(format!("document {id:?} does not deserialize as {}: {e}", std::any::type_name::<T>()))
+            .with_source(e)
     })
 }

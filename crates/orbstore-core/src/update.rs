@@ -75,7 +75,10 @@ impl Update {
                 });
             }
             let Value::Object(fields) = fields else {
-                return Err(Error::invalid(format!("{op} needs an object of fields, got {}", type_name(fields))));
+                return Err(Error::invalid(format!(
+                    "{op} needs an object of fields, got {}",
+                    type_name(fields)
+                )));
             };
             for (path, v) in fields {
                 let path = FieldPath::parse(path)?;
@@ -122,10 +125,7 @@ impl Update {
             match op {
                 UpdateOp::Set(p, v) => validate_value(v, p.as_str())?,
                 UpdateOp::Inc(p, v) if !v.is_number() => {
-                    return Err(Error::invalid(format!(
-                        "$inc on {p:?} needs a number, got {}",
-                        type_name(v)
-                    )))
+                    return Err(Error::invalid(format!("$inc on {p:?} needs a number, got {}", type_name(v))))
                 }
                 UpdateOp::Inc(p, v) => validate_value(v, p.as_str())?,
                 UpdateOp::Unset(_) => {}
@@ -193,8 +193,7 @@ fn add_numbers(a: &Number, b: &Number, path: &FieldPath) -> Result<Number> {
         });
     }
     let sum = a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0);
-    Number::from_f64(sum)
-        .ok_or_else(|| Error::invalid(format!("$inc on {path:?} gives a non-finite number")))
+    Number::from_f64(sum).ok_or_else(|| Error::invalid(format!("$inc on {path:?} gives a non-finite number")))
 }
 
 fn get_in_map<'a>(map: &'a Map<String, Value>, segs: &[&str]) -> Option<&'a Value> {
@@ -246,10 +245,9 @@ fn set_in_value(target: &mut Value, segs: &[&str], value: Value, path: &FieldPat
                 set_in_value(&mut items[index], rest, value, path)
             }
         }
-        other => Err(Error::invalid(format!(
-            "cannot set {path:?}: the path passes through {}",
-            type_name(other)
-        ))),
+        other => {
+            Err(Error::invalid(format!("cannot set {path:?}: the path passes through {}", type_name(other))))
+        }
     }
 }
 
@@ -312,7 +310,10 @@ mod tests {
         assert_eq!(apply(json!({"$inc": {"n": 2}}), json!({"n": 1})).unwrap(), json!({"n": 3}));
         assert_eq!(apply(json!({"$inc": {"n": 0.5}}), json!({"n": 1})).unwrap(), json!({"n": 1.5}));
         assert_eq!(apply(json!({"$inc": {"n": 2}}), json!({})).unwrap(), json!({"n": 2}));
-        assert_eq!(apply(json!({"$set": {"a.2": "x"}}), json!({"a": [1]})).unwrap(), json!({"a": [1, null, "x"]}));
+        assert_eq!(
+            apply(json!({"$set": {"a.2": "x"}}), json!({"a": [1]})).unwrap(),
+            json!({"a": [1, null, "x"]})
+        );
     }
 
     #[test]

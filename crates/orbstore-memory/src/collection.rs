@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use orbstore_core::{
-    prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query, Result, Update,
-    Upserted,
+    prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
+    Result, Update, Upserted,
 };
 
 use crate::backend::Shared;
@@ -146,7 +146,5 @@ impl Collection for MemoryCollection {
 
 /// Validates documents and gives each its id, before any lock is taken.
 fn prepare(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
-    docs.into_iter()
-        .map(|mut d| prepare_document(&mut d).map(|id| (id, d)))
-        .collect()
+    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
 }

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use orbstore_core::order::OrdValue;
-use orbstore_core::{
-    id_of, Document, Error, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
-};
+use orbstore_core::{id_of, Document, Error, Filter, Id, IndexSpec, Query, Result, Update, Upserted};
 use serde_json::Value;
 
 use orbstore_core::FieldPath;
@@ -118,11 +116,8 @@ impl CollState {
     }
 
     pub(crate) fn update(&mut self, filter: &Filter, update: &Update, only_first: bool) -> Result<u64> {
-        let targets: Vec<Arc<Document>> = self
-            .candidates(filter)
-            .take(if only_first { 1 } else { usize::MAX })
-            .cloned()
-            .collect();
+        let targets: Vec<Arc<Document>> =
+            self.candidates(filter).take(if only_first { 1 } else { usize::MAX }).cloned().collect();
         let mut changes = Vec::with_capacity(targets.len());
         for old in targets {
             let mut new = (*old).clone();
@@ -138,11 +133,8 @@ impl CollState {
     }
 
     pub(crate) fn delete(&mut self, filter: &Filter, only_first: bool) -> u64 {
-        let targets: Vec<Arc<Document>> = self
-            .candidates(filter)
-            .take(if only_first { 1 } else { usize::MAX })
-            .cloned()
-            .collect();
+        let targets: Vec<Arc<Document>> =
+            self.candidates(filter).take(if only_first { 1 } else { usize::MAX }).cloned().collect();
         let changes: Vec<Change> =
             targets.into_iter().map(|d| (id_of(&d).unwrap_or_default().to_owned(), Some(d), None)).collect();
         let n = changes.len() as u64;
@@ -163,10 +155,8 @@ impl CollState {
             };
         }
         let unique = if spec.unique {
-            let mut u = UniqueKeys {
-                paths: spec.fields.iter().map(FieldPath::new).collect(),
-                keys: BTreeMap::new(),
-            };
+            let mut u =
+                UniqueKeys { paths: spec.fields.iter().map(FieldPath::new).collect(), keys: BTreeMap::new() };
             for (id, doc) in &self.docs {
                 if let Some(key) = u.key_of(doc) {
                     if let Some(other) = u.keys.insert(key, id.clone()) {
@@ -266,4 +256,3 @@ impl CollState {
 fn duplicate_id(id: &str) -> Error {
     Error::conflict(format!("a document with _id {id:?} already exists"))
 }
-

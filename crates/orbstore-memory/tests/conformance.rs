@@ -5,4 +5,6 @@ use std::sync::Arc;
 use orbstore_memory::MemoryBackend;
 use orbstore_testkit::{Fixture, FnFactory};
 
-orbstore_testkit::conformance_suite!(FnFactory(|| async { Ok(Fixture::new(Arc::new(MemoryBackend::new()))) }));
+orbstore_testkit::conformance_suite!(FnFactory(|| async {
+    Ok(Fixture::new(Arc::new(MemoryBackend::new())))
+}));

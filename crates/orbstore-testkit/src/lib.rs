@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod support;
 pub mod suite;
+mod support;
 
 pub use support::{
     assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, open, seeded, servers_required,
@@ -47,7 +47,7 @@ macro_rules! __case_names {
 }
 
 /// The names of every case in the suite, in the order the macro instantiates them.
-pub const CASES: &[&str] = __for_each_case!([__case_names] ());
+pub const CASES: &[&str] = __for_each_case!([__case_names]());
 
 /// Calls `$m!($arg; case1 case2 ...)` with every case of the suite. The one list of cases;
 /// a test checks it against the functions in `src/suite`.

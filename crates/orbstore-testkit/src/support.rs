@@ -6,9 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orbstore_core::{
-    id_of, CollectionRef, Document, ErrorKind, Filter, PersistenceBackend, Query, Result,
-};
+use orbstore_core::{id_of, CollectionRef, Document, ErrorKind, Filter, PersistenceBackend, Query, Result};
 use serde_json::Value;
 
 /// A fresh, empty backend for one test, and how to clean up after it.

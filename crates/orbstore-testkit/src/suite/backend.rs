@@ -19,7 +19,19 @@ pub async fn collection_is_listed_after_open_sorted(f: &dyn BackendFactory) {
 /// "an invalid name is `InvalidInput` before any I/O", for every method taking a name.
 pub async fn invalid_collection_names_are_refused(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
-    for bad in ["", "Upper", "1abc", "_x", "a-b", "a.b", "a b", "naïve", "x'; DROP TABLE t; --", "a\0b", &"a".repeat(64)] {
+    for bad in [
+        "",
+        "Upper",
+        "1abc",
+        "_x",
+        "a-b",
+        "a.b",
+        "a b",
+        "naïve",
+        "x'; DROP TABLE t; --",
+        "a\0b",
+        &"a".repeat(64),
+    ] {
         let m = assert_kind(fx.backend().collection(bad).await, ErrorKind::InvalidInput);
         assert!(m.contains("collection name"), "{m}");
         assert_kind(fx.backend().drop_collection(bad).await, ErrorKind::InvalidInput);

@@ -46,7 +46,13 @@ pub async fn insert_one_duplicate_id_is_conflict_and_keeps_original(f: &dyn Back
 pub async fn insert_refuses_bad_ids(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
-    for bad in [json!({"_id": 5}), json!({"_id": null}), json!({"_id": {"a": 1}}), json!({"_id": ""}), json!({"_id": "a\u{0}b"})] {
+    for bad in [
+        json!({"_id": 5}),
+        json!({"_id": null}),
+        json!({"_id": {"a": 1}}),
+        json!({"_id": ""}),
+        json!({"_id": "a\u{0}b"}),
+    ] {
         assert_kind(c.insert_value(bad).await, ErrorKind::InvalidInput);
     }
     assert_eq!(c.count_all().await.unwrap(), 0);
@@ -105,7 +111,8 @@ pub async fn insert_many_existing_duplicate_in_middle_stores_nothing(f: &dyn Bac
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
     c.insert_value(json!({"_id": "m", "v": "old"})).await.unwrap();
-    let batch = docs(json!([{"_id": "a"}, {"_id": "b"}, {"_id": "m", "v": "new"}, {"_id": "y"}, {"_id": "z"}]));
+    let batch =
+        docs(json!([{"_id": "a"}, {"_id": "b"}, {"_id": "m", "v": "new"}, {"_id": "y"}, {"_id": "z"}]));
     assert_kind(c.insert_many(batch).await, ErrorKind::Conflict);
     assert_eq!(ids(&c.find_all().await.unwrap()), ["m"]);
     assert_eq!(c.find_by_id("m").await.unwrap().unwrap()["v"], "old");
@@ -116,7 +123,10 @@ pub async fn insert_many_existing_duplicate_in_middle_stores_nothing(f: &dyn Bac
 pub async fn insert_many_repeated_id_within_batch_stores_nothing(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
-    assert_kind(c.insert_many(docs(json!([{"_id": "a"}, {"_id": "b"}, {"_id": "a"}]))).await, ErrorKind::Conflict);
+    assert_kind(
+        c.insert_many(docs(json!([{"_id": "a"}, {"_id": "b"}, {"_id": "a"}]))).await,
+        ErrorKind::Conflict,
+    );
     assert_eq!(c.count_all().await.unwrap(), 0);
     fx.teardown().await;
 }
@@ -125,7 +135,10 @@ pub async fn insert_many_repeated_id_within_batch_stores_nothing(f: &dyn Backend
 pub async fn insert_many_invalid_document_stores_nothing(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
-    assert_kind(c.insert_many(docs(json!([{"_id": "a"}, {"bad.key": 1}, {"_id": "c"}]))).await, ErrorKind::InvalidInput);
+    assert_kind(
+        c.insert_many(docs(json!([{"_id": "a"}, {"bad.key": 1}, {"_id": "c"}]))).await,
+        ErrorKind::InvalidInput,
+    );
     assert_eq!(c.count_all().await.unwrap(), 0);
     fx.teardown().await;
 }
@@ -134,7 +147,8 @@ pub async fn insert_many_invalid_document_stores_nothing(f: &dyn BackendFactory)
 pub async fn insert_many_large_batch(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
-    let batch: Vec<_> = (0..10_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "pad": "x".repeat(100)}))).collect();
+    let batch: Vec<_> =
+        (0..10_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "pad": "x".repeat(100)}))).collect();
     assert_eq!(c.insert_many(batch).await.unwrap().len(), 10_000);
     assert_eq!(c.count_all().await.unwrap(), 10_000);
     assert_eq!(c.find_by_id("009999").await.unwrap().unwrap()["i"], 9999);
@@ -265,7 +279,9 @@ pub async fn update_unset_removes_field(f: &dyn BackendFactory) {
 pub async fn update_inc_adds_creates_and_keeps_types(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = seeded(&fx, json!([{"_id": "a", "n": 5, "f": 0.5}])).await;
-    c.update_by_id("a", &Update::new().inc("n", 2).inc("f", 1).inc("new", -3).inc("nested.count", 1)).await.unwrap();
+    c.update_by_id("a", &Update::new().inc("n", 2).inc("f", 1).inc("new", -3).inc("nested.count", 1))
+        .await
+        .unwrap();
     let doc = Value::Object(c.find_by_id("a").await.unwrap().unwrap());
     assert_eq!(doc, json!({"_id": "a", "n": 7, "f": 1.5, "new": -3, "nested": {"count": 1}}));
     assert!(doc["n"].is_i64());
@@ -278,7 +294,10 @@ pub async fn update_inc_adds_creates_and_keeps_types(f: &dyn BackendFactory) {
 pub async fn update_inc_on_string_is_invalid_and_changes_nothing(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = seeded(&fx, json!([{"_id": "a", "s": "text", "v": 1}])).await;
-    let m = assert_kind(c.update_by_id("a", &Update::new().set("v", 2).inc("s", 1)).await, ErrorKind::InvalidInput);
+    let m = assert_kind(
+        c.update_by_id("a", &Update::new().set("v", 2).inc("s", 1)).await,
+        ErrorKind::InvalidInput,
+    );
     assert!(m.contains("\"s\""), "the error names the field: {m}");
     assert_eq!(c.find_by_id("a").await.unwrap().unwrap(), d(json!({"_id": "a", "s": "text", "v": 1})));
     fx.teardown().await;

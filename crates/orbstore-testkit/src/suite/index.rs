@@ -102,7 +102,11 @@ pub async fn unique_index_ignores_missing_and_null(f: &dyn BackendFactory) {
     let Some(fx) = unique_fixture(f).await else { return };
     let c = fx.coll("t").await;
     c.create_index(IndexSpec::new(["k"]).unique()).await.unwrap();
-    c.insert_many(docs(json!([{"_id": "a"}, {"_id": "b"}, {"_id": "c", "k": null}, {"_id": "d", "k": null}]))).await.unwrap();
+    c.insert_many(docs(
+        json!([{"_id": "a"}, {"_id": "b"}, {"_id": "c", "k": null}, {"_id": "d", "k": null}]),
+    ))
+    .await
+    .unwrap();
     assert_eq!(c.count_all().await.unwrap(), 4);
     fx.teardown().await;
 }
@@ -137,8 +141,14 @@ pub async fn insert_many_unique_violation_stores_nothing(f: &dyn BackendFactory)
     let c = fx.coll("t").await;
     c.create_index(IndexSpec::new(["k"]).unique()).await.unwrap();
     c.insert_value(json!({"_id": "z", "k": 100})).await.unwrap();
-    assert_kind(c.insert_many(docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 100}]))).await, ErrorKind::Conflict);
-    assert_kind(c.insert_many(docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 2}, {"_id": "c", "k": 1}]))).await, ErrorKind::Conflict);
+    assert_kind(
+        c.insert_many(docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 100}]))).await,
+        ErrorKind::Conflict,
+    );
+    assert_kind(
+        c.insert_many(docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 2}, {"_id": "c", "k": 1}]))).await,
+        ErrorKind::Conflict,
+    );
     assert_eq!(ids(&c.find_all().await.unwrap()), ["z"]);
     fx.teardown().await;
 }

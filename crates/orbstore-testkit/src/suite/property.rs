@@ -89,7 +89,8 @@ fn query() -> impl Strategy<Value = Query> {
         prop::option::of(prop::sample::select(FIELDS.to_vec())),
     )
         .prop_map(|(f, sort, offset, limit, project)| {
-            let mut q = Query::new(Filter::from_json(&f).expect("generated filters are valid")).offset(offset);
+            let mut q =
+                Query::new(Filter::from_json(&f).expect("generated filters are valid")).offset(offset);
             for (p, asc) in sort {
                 q = if asc { q.sort_asc(p) } else { q.sort_desc(p) };
             }
@@ -105,7 +106,12 @@ fn query() -> impl Strategy<Value = Query> {
 
 fn update() -> impl Strategy<Value = Update> {
     prop::collection::vec(
-        (prop::sample::select(FIELDS.to_vec()), prop::option::of(prop::sample::select(FIELDS.to_vec())), 0u8..3, value()),
+        (
+            prop::sample::select(FIELDS.to_vec()),
+            prop::option::of(prop::sample::select(FIELDS.to_vec())),
+            0u8..3,
+            value(),
+        ),
         1..3,
     )
     .prop_map(|ops| {
@@ -133,9 +139,7 @@ fn update() -> impl Strategy<Value = Update> {
 /// Draws `n` values from a strategy with a fresh random seed (printed on failure via the case).
 fn draw<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {
     let mut runner = TestRunner::new(Config::default());
-    (0..n)
-        .map(|_| strategy.new_tree(&mut runner).expect("generate").current())
-        .collect()
+    (0..n).map(|_| strategy.new_tree(&mut runner).expect("generate").current()).collect()
 }
 
 /// Random documents and random queries: the backend returns exactly what the reference
@@ -158,13 +162,19 @@ pub async fn property_queries_match_reference_evaluator(f: &dyn BackendFactory) 
             let want = q.apply(docs.iter().cloned());
             let got = c.find(&q).await.unwrap_or_else(|e| panic!("{q:?} failed: {e}"));
             assert_eq!(
-                got, want,
+                got,
+                want,
                 "backend and reference disagree\nquery: {q:?}\nfilter: {}\ndocuments: {}",
                 q.filter.to_json(),
                 Value::Array(docs.iter().cloned().map(Value::Object).collect())
             );
             let count = c.count(&q.filter).await.unwrap();
-            assert_eq!(count as usize, Query::new(q.filter.clone()).apply(docs.iter().cloned()).len(), "count of {}", q.filter.to_json());
+            assert_eq!(
+                count as usize,
+                Query::new(q.filter.clone()).apply(docs.iter().cloned()).len(),
+                "count of {}",
+                q.filter.to_json()
+            );
         }
     }
     fx.teardown().await;
@@ -207,7 +217,13 @@ pub async fn property_updates_match_reference(f: &dyn BackendFactory) {
         if let Ok(n) = got {
             assert_eq!(n, matched);
         }
-        assert_eq!(c.find(&Query::all()).await.unwrap(), expected, "update {} filter {}", u.to_json(), filter_json);
+        assert_eq!(
+            c.find(&Query::all()).await.unwrap(),
+            expected,
+            "update {} filter {}",
+            u.to_json(),
+            filter_json
+        );
     }
     fx.teardown().await;
 }

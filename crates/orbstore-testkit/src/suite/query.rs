@@ -25,34 +25,49 @@ fn mixed() -> Value {
 
 /// Numbers compare as numbers: `1 == 1.0`, and equality finds both.
 pub async fn filter_integer_equals_float(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": 1}), &["arr", "flt1", "int1"]),
-        (json!({"v": 1.0}), &["arr", "flt1", "int1"]),
-        (json!({"v": {"$eq": 1.5}}), &["flt15"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[
+            (json!({"v": 1}), &["arr", "flt1", "int1"]),
+            (json!({"v": 1.0}), &["arr", "flt1", "int1"]),
+            (json!({"v": {"$eq": 1.5}}), &["flt15"]),
+        ],
+    )
+    .await;
 }
 
 /// Booleans are not numbers and strings are not numbers: `{v: 1}` does not match `true` or `"1"`.
 pub async fn filter_equality_respects_types(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": true}), &["true"]),
-        (json!({"v": false}), &["fals"]),
-        (json!({"v": "1"}), &["str1"]),
-        (json!({"v": 0}), &["arr"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[
+            (json!({"v": true}), &["true"]),
+            (json!({"v": false}), &["fals"]),
+            (json!({"v": "1"}), &["str1"]),
+            (json!({"v": 0}), &["arr"]),
+        ],
+    )
+    .await;
 }
 
 /// Range operators compare within a type class only (type bracketing).
 pub async fn filter_range_is_type_bracketed(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": {"$gt": 0}}), &["arr", "flt1", "flt15", "int1"]),
-        (json!({"v": {"$gte": 1, "$lt": 1.5}}), &["arr", "flt1", "int1"]),
-        (json!({"v": {"$lt": 1}}), &["arr"]),
-        (json!({"v": {"$gt": "0"}}), &["str1", "strb"]),
-        (json!({"v": {"$gte": false}}), &["fals", "true"]),
-        (json!({"v": {"$gt": false}}), &["true"]),
-        (json!({"v": {"$lt": {"b": 0}}}), &["obj"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[
+            (json!({"v": {"$gt": 0}}), &["arr", "flt1", "flt15", "int1"]),
+            (json!({"v": {"$gte": 1, "$lt": 1.5}}), &["arr", "flt1", "int1"]),
+            (json!({"v": {"$lt": 1}}), &["arr"]),
+            (json!({"v": {"$gt": "0"}}), &["str1", "strb"]),
+            (json!({"v": {"$gte": false}}), &["fals", "true"]),
+            (json!({"v": {"$gt": false}}), &["true"]),
+            (json!({"v": {"$lt": {"b": 0}}}), &["obj"]),
+        ],
+    )
+    .await;
 }
 
 /// Strings compare by code points (byte order of UTF-8), not by a locale's collation.
@@ -61,12 +76,23 @@ pub async fn filter_strings_compare_by_code_point(f: &dyn BackendFactory) {
         {"_id": "upper", "s": "Z"}, {"_id": "lower", "s": "a"}, {"_id": "accent", "s": "é"},
         {"_id": "emoji", "s": "🦀"}, {"_id": "empty", "s": ""}, {"_id": "prefix", "s": "ab"}
     ]);
-    expect_filters(f, docs.clone(), &[
-        (json!({"s": {"$gt": "a"}}), &["accent", "emoji", "prefix"]),
-        (json!({"s": {"$lt": "a"}}), &["empty", "upper"]),
-        (json!({"s": {"$gt": "z"}}), &["accent", "emoji"]),
-    ]).await;
-    expect_query(f, docs, Query::all().sort_asc("s"), &["empty", "upper", "lower", "prefix", "accent", "emoji"]).await;
+    expect_filters(
+        f,
+        docs.clone(),
+        &[
+            (json!({"s": {"$gt": "a"}}), &["accent", "emoji", "prefix"]),
+            (json!({"s": {"$lt": "a"}}), &["empty", "upper"]),
+            (json!({"s": {"$gt": "z"}}), &["accent", "emoji"]),
+        ],
+    )
+    .await;
+    expect_query(
+        f,
+        docs,
+        Query::all().sort_asc("s"),
+        &["empty", "upper", "lower", "prefix", "accent", "emoji"],
+    )
+    .await;
 }
 
 /// `{a: null}` matches null and missing (and arrays holding null), not `0`, `false` or `""`.
@@ -75,39 +101,58 @@ pub async fn filter_null_matches_null_and_missing(f: &dyn BackendFactory) {
         {"_id": "n", "a": null}, {"_id": "m"}, {"_id": "z", "a": 0}, {"_id": "f", "a": false},
         {"_id": "e", "a": ""}, {"_id": "an", "a": [1, null]}, {"_id": "ae", "a": []}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"a": null}), &["an", "m", "n"]),
-        (json!({"a": {"$ne": null}}), &["ae", "e", "f", "z"]),
-        (json!({"a": {"$gte": null}}), &["an", "m", "n"]),
-        (json!({"a": {"$lte": null}}), &["an", "m", "n"]),
-        (json!({"a": {"$gt": null}}), &[]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"a": null}), &["an", "m", "n"]),
+            (json!({"a": {"$ne": null}}), &["ae", "e", "f", "z"]),
+            (json!({"a": {"$gte": null}}), &["an", "m", "n"]),
+            (json!({"a": {"$lte": null}}), &["an", "m", "n"]),
+            (json!({"a": {"$gt": null}}), &[]),
+        ],
+    )
+    .await;
 }
 
 /// `$ne` matches documents where the field is missing, and not arrays holding the value.
 pub async fn filter_ne_matches_missing(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": {"$ne": 1}}), &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "strb", "true"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[(
+            json!({"v": {"$ne": 1}}),
+            &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "strb", "true"],
+        )],
+    )
+    .await;
 }
 
 /// `$nin` matches missing fields; `$nin: []` matches everything.
 pub async fn filter_nin_matches_missing(f: &dyn BackendFactory) {
     let docs = json!([{"_id": "a", "x": 1}, {"_id": "b", "x": 2}, {"_id": "c"}, {"_id": "d", "x": [2, 3]}]);
-    expect_filters(f, docs, &[
-        (json!({"x": {"$nin": [2, 5]}}), &["a", "c"]),
-        (json!({"x": {"$nin": []}}), &["a", "b", "c", "d"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[(json!({"x": {"$nin": [2, 5]}}), &["a", "c"]), (json!({"x": {"$nin": []}}), &["a", "b", "c", "d"])],
+    )
+    .await;
 }
 
 /// `$exists: true` counts `null` as present; `$exists: false` only missing.
 pub async fn filter_exists_true_and_false(f: &dyn BackendFactory) {
-    let docs = json!([{"_id": "a", "x": null}, {"_id": "b", "x": 0}, {"_id": "c"}, {"_id": "d", "y": {"x": 1}}]);
-    expect_filters(f, docs, &[
-        (json!({"x": {"$exists": true}}), &["a", "b"]),
-        (json!({"x": {"$exists": false}}), &["c", "d"]),
-        (json!({"y.x": {"$exists": true}}), &["d"]),
-    ]).await;
+    let docs =
+        json!([{"_id": "a", "x": null}, {"_id": "b", "x": 0}, {"_id": "c"}, {"_id": "d", "y": {"x": 1}}]);
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"x": {"$exists": true}}), &["a", "b"]),
+            (json!({"x": {"$exists": false}}), &["c", "d"]),
+            (json!({"y.x": {"$exists": true}}), &["d"]),
+        ],
+    )
+    .await;
 }
 
 /// A condition on an array field matches when any element matches.
@@ -116,11 +161,16 @@ pub async fn filter_array_matches_any_element(f: &dyn BackendFactory) {
         {"_id": "a", "tags": ["red", "blue"]}, {"_id": "b", "tags": ["green"]}, {"_id": "c", "tags": "red"},
         {"_id": "d", "tags": [["red"]]}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"tags": "red"}), &["a", "c"]),
-        (json!({"tags": {"$in": ["green", "blue"]}}), &["a", "b"]),
-        (json!({"tags": {"$ne": "red"}}), &["b", "d"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"tags": "red"}), &["a", "c"]),
+            (json!({"tags": {"$in": ["green", "blue"]}}), &["a", "b"]),
+            (json!({"tags": {"$ne": "red"}}), &["b", "d"]),
+        ],
+    )
+    .await;
 }
 
 /// Equality with an array value matches the whole array (order matters) or an element that is
@@ -129,23 +179,33 @@ pub async fn filter_array_whole_value_equality(f: &dyn BackendFactory) {
     let docs = json!([
         {"_id": "a", "v": [1, 2]}, {"_id": "b", "v": [2, 1]}, {"_id": "c", "v": [[1, 2], 3]}, {"_id": "d", "v": [1, 2, 3]}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"v": [1, 2]}), &["a", "c"]),
-        (json!({"v": [1.0, 2]}), &["a", "c"]),
-        (json!({"v": []}), &[]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"v": [1, 2]}), &["a", "c"]),
+            (json!({"v": [1.0, 2]}), &["a", "c"]),
+            (json!({"v": []}), &[]),
+        ],
+    )
+    .await;
 }
 
 /// Range conditions on arrays: any element, and several conditions may be met by different
 /// elements (as in MongoDB).
 pub async fn filter_array_range_any_element(f: &dyn BackendFactory) {
     let docs = json!([{"_id": "a", "v": [1, 10]}, {"_id": "b", "v": [6, 7]}, {"_id": "c", "v": [1, 2]}, {"_id": "d", "v": ["x", 20]}]);
-    expect_filters(f, docs, &[
-        (json!({"v": {"$gt": 5}}), &["a", "b", "d"]),
-        (json!({"v": {"$gt": 5, "$lt": 8}}), &["a", "b"]),
-        (json!({"v": {"$lt": 0}}), &[]),
-        (json!({"v": {"$gte": "a"}}), &["d"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"v": {"$gt": 5}}), &["a", "b", "d"]),
+            (json!({"v": {"$gt": 5, "$lt": 8}}), &["a", "b"]),
+            (json!({"v": {"$lt": 0}}), &[]),
+            (json!({"v": {"$gte": "a"}}), &["d"]),
+        ],
+    )
+    .await;
 }
 
 /// Dotted paths reach into nested objects; a missing level is a missing field.
@@ -153,13 +213,18 @@ pub async fn filter_nested_paths(f: &dyn BackendFactory) {
     let docs = json!([
         {"_id": "a", "p": {"q": {"r": 1}}}, {"_id": "b", "p": {"q": 2}}, {"_id": "c", "p": 5}, {"_id": "d"}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"p.q.r": 1}), &["a"]),
-        (json!({"p.q": 2}), &["b"]),
-        (json!({"p.q": {"r": 1}}), &["a"]),
-        (json!({"p.q.r": null}), &["b", "c", "d"]),
-        (json!({"p.q.r": {"$exists": false}}), &["b", "c", "d"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"p.q.r": 1}), &["a"]),
+            (json!({"p.q": 2}), &["b"]),
+            (json!({"p.q": {"r": 1}}), &["a"]),
+            (json!({"p.q.r": null}), &["b", "c", "d"]),
+            (json!({"p.q.r": {"$exists": false}}), &["b", "c", "d"]),
+        ],
+    )
+    .await;
 }
 
 /// A path through an array of objects looks into each element; a numeric segment indexes.
@@ -170,34 +235,58 @@ pub async fn filter_paths_through_arrays(f: &dyn BackendFactory) {
         {"_id": "c", "items": [{"n": 9}]},
         {"_id": "d", "items": []}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"items.sku": "y"}), &["a", "b"]),
-        (json!({"items.n": {"$gt": 4}}), &["a", "c"]),
-        (json!({"items.0.sku": "y"}), &["b"]),
-        (json!({"items.1.n": 5}), &["a"]),
-        (json!({"items.sku": null}), &["c", "d"]),
-        (json!({"items.sku": {"$exists": true}}), &["a", "b"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"items.sku": "y"}), &["a", "b"]),
+            (json!({"items.n": {"$gt": 4}}), &["a", "c"]),
+            (json!({"items.0.sku": "y"}), &["b"]),
+            (json!({"items.1.n": 5}), &["a"]),
+            (json!({"items.sku": null}), &["c", "d"]),
+            (json!({"items.sku": {"$exists": true}}), &["a", "b"]),
+        ],
+    )
+    .await;
 }
 
 /// `$in` with values of mixed types, `null` in the list matching missing, `$in: []` nothing.
 pub async fn filter_in_with_mixed_types(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": {"$in": [1.5, "b", true]}}), &["flt15", "strb", "true"]),
-        (json!({"v": {"$in": [null, {"a": 1.0}]}}), &["miss", "null", "obj"]),
-        (json!({"v": {"$in": []}}), &[]),
-        (json!({"v": {"$in": [[]]}}), &["earr"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[
+            (json!({"v": {"$in": [1.5, "b", true]}}), &["flt15", "strb", "true"]),
+            (json!({"v": {"$in": [null, {"a": 1.0}]}}), &["miss", "null", "obj"]),
+            (json!({"v": {"$in": []}}), &[]),
+            (json!({"v": {"$in": [[]]}}), &["earr"]),
+        ],
+    )
+    .await;
 }
 
 /// `$not` is the exact complement of its conditions, so it matches missing fields and other types.
 pub async fn filter_not_is_the_complement(f: &dyn BackendFactory) {
-    expect_filters(f, mixed(), &[
-        (json!({"v": {"$not": {"$gte": 1}}}), &["earr", "fals", "miss", "null", "obj", "str1", "strb", "true"]),
-        (json!({"v": {"$not": {"$gt": 0, "$lt": 1.5}}}), &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "strb", "true"]),
-        (json!({"v": {"$not": {"$in": [1, "b"]}}}), &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "true"]),
-        (json!({"v": {"$not": {"$exists": true}}}), &["miss"]),
-    ]).await;
+    expect_filters(
+        f,
+        mixed(),
+        &[
+            (
+                json!({"v": {"$not": {"$gte": 1}}}),
+                &["earr", "fals", "miss", "null", "obj", "str1", "strb", "true"],
+            ),
+            (
+                json!({"v": {"$not": {"$gt": 0, "$lt": 1.5}}}),
+                &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "strb", "true"],
+            ),
+            (
+                json!({"v": {"$not": {"$in": [1, "b"]}}}),
+                &["earr", "fals", "flt15", "miss", "null", "obj", "str1", "true"],
+            ),
+            (json!({"v": {"$not": {"$exists": true}}}), &["miss"]),
+        ],
+    )
+    .await;
 }
 
 /// `$and`, `$or`, nesting, and several top-level keys ANDed.
@@ -205,14 +294,22 @@ pub async fn filter_and_or_combine(f: &dyn BackendFactory) {
     let docs = json!([
         {"_id": "a", "x": 1, "y": "p"}, {"_id": "b", "x": 2, "y": "q"}, {"_id": "c", "x": 3, "y": "p"}, {"_id": "d"}
     ]);
-    expect_filters(f, docs, &[
-        (json!({"$or": [{"x": 1}, {"y": "q"}]}), &["a", "b"]),
-        (json!({"$and": [{"x": {"$gte": 2}}, {"y": "p"}]}), &["c"]),
-        (json!({"x": {"$gte": 1}, "y": "p"}), &["a", "c"]),
-        (json!({"$or": [{"$and": [{"x": 1}, {"y": "p"}]}, {"x": {"$exists": false}}]}), &["a", "d"]),
-        (json!({"$and": [{"$or": [{"x": 1}, {"x": 3}]}, {"$or": [{"y": "p"}, {"y": "q"}]}]}), &["a", "c"]),
-        (json!({}), &["a", "b", "c", "d"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"$or": [{"x": 1}, {"y": "q"}]}), &["a", "b"]),
+            (json!({"$and": [{"x": {"$gte": 2}}, {"y": "p"}]}), &["c"]),
+            (json!({"x": {"$gte": 1}, "y": "p"}), &["a", "c"]),
+            (json!({"$or": [{"$and": [{"x": 1}, {"y": "p"}]}, {"x": {"$exists": false}}]}), &["a", "d"]),
+            (
+                json!({"$and": [{"$or": [{"x": 1}, {"x": 3}]}, {"$or": [{"y": "p"}, {"y": "q"}]}]}),
+                &["a", "c"],
+            ),
+            (json!({}), &["a", "b", "c", "d"]),
+        ],
+    )
+    .await;
 }
 
 /// Empty `$and` / `$or` are `InvalidInput`, from JSON and from the builder.
@@ -254,7 +351,10 @@ pub async fn filter_builder_bad_path_is_invalid(f: &dyn BackendFactory) {
     for bad in [Filter::eq("", 1), Filter::eq("a..b", 1), Filter::gt("$x", 1), Filter::not("x", vec![])] {
         assert_kind(c.find(&Query::new(bad.clone())).await, ErrorKind::InvalidInput);
         assert_kind(c.count(&bad).await, ErrorKind::InvalidInput);
-        assert_kind(c.update_many(&bad, &orbstore_core::Update::new().set("x", 2)).await, ErrorKind::InvalidInput);
+        assert_kind(
+            c.update_many(&bad, &orbstore_core::Update::new().set("x", 2)).await,
+            ErrorKind::InvalidInput,
+        );
         assert_kind(c.delete_many(&bad).await, ErrorKind::InvalidInput);
     }
     assert_kind(c.find(&Query::all().sort_asc("a..b")).await, ErrorKind::InvalidInput);
@@ -279,7 +379,8 @@ pub async fn filter_object_equality_ignores_key_order(f: &dyn BackendFactory) {
 pub async fn filter_several_conditions_on_one_field(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = seeded(&fx, json!([{"_id": "a", "x": 1}, {"_id": "b", "x": 5}, {"_id": "c", "x": 9}])).await;
-    let built = Filter::field("x", vec![Condition::Gt(json!(2)), Condition::Lt(json!(9)), Condition::Ne(json!(4))]);
+    let built =
+        Filter::field("x", vec![Condition::Gt(json!(2)), Condition::Lt(json!(9)), Condition::Ne(json!(4))]);
     assert_eq!(ids(&c.find(&Query::new(built)).await.unwrap()), ["b"]);
     fx.teardown().await;
 }
@@ -287,13 +388,18 @@ pub async fn filter_several_conditions_on_one_field(f: &dyn BackendFactory) {
 /// Filters on `_id`: equality, `$in`, ranges (ids are strings).
 pub async fn filter_on_id(f: &dyn BackendFactory) {
     let docs = json!([{"_id": "a1"}, {"_id": "a2"}, {"_id": "b1"}, {"_id": "c1"}]);
-    expect_filters(f, docs, &[
-        (json!({"_id": "a2"}), &["a2"]),
-        (json!({"_id": {"$in": ["c1", "a1", "zz"]}}), &["a1", "c1"]),
-        (json!({"_id": {"$gte": "a2", "$lt": "c"}}), &["a2", "b1"]),
-        (json!({"_id": "a2", "x": {"$exists": true}}), &[]),
-        (json!({"_id": {"$ne": "a1"}}), &["a2", "b1", "c1"]),
-    ]).await;
+    expect_filters(
+        f,
+        docs,
+        &[
+            (json!({"_id": "a2"}), &["a2"]),
+            (json!({"_id": {"$in": ["c1", "a1", "zz"]}}), &["a1", "c1"]),
+            (json!({"_id": {"$gte": "a2", "$lt": "c"}}), &["a2", "b1"]),
+            (json!({"_id": "a2", "x": {"$exists": true}}), &[]),
+            (json!({"_id": {"$ne": "a1"}}), &["a2", "b1", "c1"]),
+        ],
+    )
+    .await;
 }
 
 /// Sort puts missing and null first, then numbers, strings, objects, arrays, booleans.
@@ -303,7 +409,8 @@ pub async fn sort_orders_type_classes(f: &dyn BackendFactory) {
         {"_id": "5", "a": true}, {"_id": "6", "a": {"k": 1}}, {"_id": "7", "a": [1]}, {"_id": "8", "a": -1.5},
         {"_id": "9", "a": false}
     ]);
-    expect_query(f, docs.clone(), Query::all().sort_asc("a"), &["2", "4", "8", "1", "3", "6", "7", "9", "5"]).await;
+    expect_query(f, docs.clone(), Query::all().sort_asc("a"), &["2", "4", "8", "1", "3", "6", "7", "9", "5"])
+        .await;
     expect_query(f, docs, Query::all().sort_desc("a"), &["5", "9", "7", "6", "3", "1", "8", "2", "4"]).await;
 }
 
@@ -387,7 +494,8 @@ pub async fn projection_through_arrays(f: &dyn BackendFactory) {
 pub async fn projection_after_sort_may_drop_sort_key(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = seeded(&fx, json!([{"_id": "a", "k": 2, "v": "A"}, {"_id": "b", "k": 1, "v": "B"}])).await;
-    let got = c.find(&Query::all().sort_asc("k").project(Projection::include(["v"]).without_id())).await.unwrap();
+    let got =
+        c.find(&Query::all().sort_asc("k").project(Projection::include(["v"]).without_id())).await.unwrap();
     assert_eq!(got, docs(json!([{"v": "B"}, {"v": "A"}])));
     fx.teardown().await;
 }
@@ -426,8 +534,11 @@ pub async fn offset_and_limit_page_through(f: &dyn BackendFactory) {
 
 /// Queries parse from JSON in the documented shape and give the same result as the builder.
 pub async fn query_from_json_equals_builder(f: &dyn BackendFactory) {
-    let docs = json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 3}, {"_id": "c", "k": 2}, {"_id": "d", "k": 0}]);
-    let q = Query::from_json(&json!({"filter": {"k": {"$gte": 1}}, "sort": [{"k": -1}], "skip": 1, "limit": 1})).unwrap();
+    let docs =
+        json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 3}, {"_id": "c", "k": 2}, {"_id": "d", "k": 0}]);
+    let q =
+        Query::from_json(&json!({"filter": {"k": {"$gte": 1}}, "sort": [{"k": -1}], "skip": 1, "limit": 1}))
+            .unwrap();
     assert_eq!(q, Query::new(Filter::gte("k", 1)).sort_desc("k").offset(1).limit(1));
     expect_query(f, docs, q, &["c"]).await;
 }

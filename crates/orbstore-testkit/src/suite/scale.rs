@@ -94,7 +94,8 @@ pub async fn unicode_keys_and_values(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
     // "é" precomposed and decomposed are different strings and stay different.
-    let doc = json!({"_id": "ü-ñ-日本", "名前": "値", "emoji🦀": {"ключ": "значение"}, "é": 1, "e\u{301}": 2});
+    let doc =
+        json!({"_id": "ü-ñ-日本", "名前": "値", "emoji🦀": {"ключ": "значение"}, "é": 1, "e\u{301}": 2});
     c.insert_value(doc.clone()).await.unwrap();
     assert_eq!(serde_json::Value::Object(c.find_by_id("ü-ñ-日本").await.unwrap().unwrap()), doc);
     assert_eq!(c.count(&Filter::eq("名前", "値")).await.unwrap(), 1);
@@ -109,16 +110,8 @@ pub async fn unicode_keys_and_values(f: &dyn BackendFactory) {
 pub async fn hostile_values_are_stored_literally(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let c = fx.coll("t").await;
-    let hostile = [
-        "'; DROP TABLE t; --",
-        "\" OR 1=1 --",
-        "\\",
-        "a\u{0}b",
-        "$gt",
-        "{\"$ne\": null}",
-        "%_*?",
-        "\n\r\t",
-    ];
+    let hostile =
+        ["'; DROP TABLE t; --", "\" OR 1=1 --", "\\", "a\u{0}b", "$gt", "{\"$ne\": null}", "%_*?", "\n\r\t"];
     for (i, s) in hostile.iter().enumerate() {
         c.insert_value(json!({"_id": format!("h{i}"), "s": s, "nested": {"s": s}})).await.unwrap();
     }

@@ -1,0 +1,147 @@
+//! The factory: turn a [`Config`] (explicit, or read from the environment) into a backend.
+
+use std::sync::Arc;
+
+use orbstore_core::{BackendConfig, Config, Error, PersistenceBackend, Result};
+
+/// A shared handle to whichever backend was opened.
+pub type Store = Arc<dyn PersistenceBackend>;
+
+/// The cargo features that compile a backend in, in the order of the README's table.
+pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
+
+/// Backends that exist in this version of orbstore (the others are planned; see the README).
+const BUILT: &[&str] = &["memory"];
+
+/// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
+/// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
+///
+/// A bad value is `InvalidInput` naming the variable, the value and the valid choices; a
+/// backend that is not compiled in, or not built yet, is `Unsupported` saying which.
+pub async fn from_env() -> Result<Store> {
+    open(Config::from_env()?).await
+}
+
+/// Opens the backend a configuration names.
+pub async fn open(config: Config) -> Result<Store> {
+    let kind = config.backend.kind();
+    check_available(kind, feature_enabled(kind), &config)?;
+    match config.backend {
+        #[cfg(feature = "memory")]
+        BackendConfig::Memory => Ok(Arc::new(orbstore_memory::MemoryBackend::new())),
+        // check_available refused every other kind above.
+        _ => Err(not_built(kind, &config)),
+    }
+}
+
+/// Each backend kind and whether its cargo feature is on in this build.
+const COMPILED: &[(&str, bool)] = &[
+    ("memory", cfg!(feature = "memory")),
+    ("file", cfg!(feature = "file")),
+    ("sqlite", cfg!(feature = "sqlite")),
+    ("postgres", cfg!(feature = "postgres")),
+    ("mongodb", cfg!(feature = "mongodb")),
+];
+
+/// Whether the cargo feature of a backend kind is on in this build.
+fn feature_enabled(kind: &str) -> bool {
+    COMPILED.iter().any(|(k, on)| *k == kind && *on)
+}
+
+/// "Known but not compiled" and "not built yet" are different errors, both naming where the
+/// choice came from.
+fn check_available(kind: &str, compiled: bool, config: &Config) -> Result<()> {
+    if !compiled {
+        return Err(Error::unsupported(format!(
+            "the {kind} backend, chosen by {}, is not compiled in: enable the `{kind}` cargo feature of \
+             orbstore (backend features: {})",
+            config.origin,
+            BACKEND_FEATURES.join(", ")
+        )));
+    }
+    if !BUILT.contains(&kind) {
+        return Err(not_built(kind, config));
+    }
+    Ok(())
+}
+
+fn not_built(kind: &str, config: &Config) -> Error {
+    Error::unsupported(format!(
+        "the {kind} backend, chosen by {}, is not built yet in orbstore {} (see \"Not built yet\" in the \
+         README); backends available now: {}. For example set ORB_PERSISTENCE=memory",
+        config.origin,
+        env!("CARGO_PKG_VERSION"),
+        BUILT.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orbstore_core::{ErrorKind, Origin};
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn compiled_out_names_feature_and_variable() {
+        let c = cfg(&[("DATABASE_URL", "postgres://u:secret@h/db")]);
+        let e = check_available("postgres", false, &c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let m = e.to_string();
+        for needle in ["enable the `postgres` cargo feature", "DATABASE_URL", "postgres://u:***@h/db"] {
+            assert!(m.contains(needle), "{m} lacks {needle}");
+        }
+        assert!(!m.contains("secret"), "{m}");
+    }
+
+    #[test]
+    fn not_built_differs_from_compiled_out() {
+        let c = cfg(&[("ORB_PERSISTENCE", "sql")]);
+        let m = check_available("sqlite", true, &c).unwrap_err().to_string();
+        assert!(m.contains("not built yet") && m.contains("ORB_PERSISTENCE"), "{m}");
+        assert!(!m.contains("cargo feature"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn default_names_its_origin() {
+        let c = cfg(&[]);
+        assert_eq!(c.origin, Origin::Default);
+        let m = open(c).await.unwrap_err().to_string();
+        assert!(m.contains("file backend") && m.contains("the default"), "{m}");
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn memory_opens_from_every_spelling() {
+        for vars in [
+            vec![("DATABASE_URL", "memory://")],
+            vec![("DB_BACKEND", "in-memory")],
+            vec![("ORB_PERSISTENCE", "memory")],
+        ] {
+            let store = open(cfg(&vars)).await.unwrap();
+            assert_eq!(store.kind(), "memory");
+            assert!(store.health().await.healthy);
+        }
+        let store = open(Config::new(BackendConfig::Memory)).await.unwrap();
+        assert_eq!(store.kind(), "memory");
+    }
+
+    #[tokio::test]
+    async fn every_unbuilt_backend_is_a_clear_error_not_a_panic() {
+        for vars in [
+            vec![("DATABASE_URL", "postgres://postgres@127.0.0.1/test")],
+            vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")],
+            vec![("DATABASE_URL", "sqlite::memory:")],
+            vec![("DB_BACKEND", "sqlite")],
+            vec![("ORB_PERSISTENCE", "file")],
+        ] {
+            let e = open(cfg(&vars)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{vars:?}");
+            assert!(e.to_string().contains(vars[0].0), "{e}");
+        }
+    }
+}
