@@ -14,7 +14,7 @@ pub use support::{
 /// `$factory` is an expression giving a [`BackendFactory`]; it is evaluated once per test.
 /// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 ///
-/// ```ignore
+/// ```text
 /// orbstore_testkit::conformance_suite!(my_factory());
 /// ```
 #[macro_export]
