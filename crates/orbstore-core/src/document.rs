@@ -49,50 +49,79 @@ pub fn prepare_document(doc: &mut Document) -> Result<Id> {
 /// Validates the keys and numbers of an object at `prefix` (used for documents and for values
 /// written by updates).
 pub(crate) fn validate_fields(map: &Map<String, Value>, prefix: &str) -> Result<()> {
-    for (key, value) in map {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        validate_key(key, &path)?;
-        validate_value(value, &path)?;
-    }
-    Ok(())
+    check_map(map).map_err(|bad| bad.into_error(prefix))
 }
 
 /// Validates a value stored at `path`: nested keys and integer range.
 pub(crate) fn validate_value(value: &Value, path: &str) -> Result<()> {
+    check_value(value).map_err(|bad| bad.into_error(path))
+}
+
+/// A validation failure, with the path to it collected on the way out (innermost segment
+/// first), so that the common case of a valid document allocates nothing.
+struct Bad {
+    rev_path: Vec<String>,
+    problem: String,
+}
+
+impl Bad {
+    fn into_error(self, prefix: &str) -> Error {
+        let mut segs: Vec<&str> = Vec::with_capacity(self.rev_path.len() + 1);
+        if !prefix.is_empty() {
+            segs.push(prefix);
+        }
+        segs.extend(self.rev_path.iter().rev().map(String::as_str));
+        Error::invalid(self.problem.replace('\u{0}', &format!("{:?}", segs.join("."))))
+    }
+}
+
+fn check_map(map: &Map<String, Value>) -> std::result::Result<(), Bad> {
+    for (key, value) in map {
+        if let Some(problem) = key_problem(key) {
+            return Err(Bad { rev_path: vec![key.clone()], problem: format!("document key {key:?} at \u{0} {problem}") });
+        }
+        check_value(value).map_err(|mut bad| {
+            bad.rev_path.push(key.clone());
+            bad
+        })?;
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value) -> std::result::Result<(), Bad> {
     match value {
-        Value::Object(map) => validate_fields(map, path),
+        Value::Object(map) => check_map(map),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                validate_value(item, &format!("{path}.{i}"))?;
+                check_value(item).map_err(|mut bad| {
+                    bad.rev_path.push(i.to_string());
+                    bad
+                })?;
             }
             Ok(())
         }
-        Value::Number(n) => {
-            if n.is_u64() && !n.is_i64() {
-                return Err(Error::invalid(format!(
-                    "integer {n} at {path:?} does not fit in a signed 64-bit integer; \
-                     store it as a float or a string"
-                )));
-            }
-            Ok(())
-        }
+        Value::Number(n) if n.is_u64() && !n.is_i64() => Err(Bad {
+            rev_path: Vec::new(),
+            problem: format!(
+                "integer {n} at \u{0} does not fit in a signed 64-bit integer; store it as a float or a string"
+            ),
+        }),
         _ => Ok(()),
     }
 }
 
-fn validate_key(key: &str, path: &str) -> Result<()> {
-    let problem = if key.is_empty() {
-        "is empty"
+fn key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("is empty")
     } else if key.contains('.') {
-        "contains '.', the path separator"
+        Some("contains '.', the path separator")
     } else if key.starts_with('$') {
-        "starts with '$', which marks operators"
+        Some("starts with '$', which marks operators")
     } else if key.contains('\0') {
-        "contains a NUL character"
+        Some("contains a NUL character")
     } else {
-        return Ok(());
-    };
-    Err(Error::invalid(format!("document key {key:?} at {path:?} {problem}")))
+        None
+    }
 }
 
 /// A short name for a JSON value's type, for error messages.
