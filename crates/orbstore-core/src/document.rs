@@ -78,7 +78,10 @@ impl Bad {
 fn check_map(map: &Map<String, Value>) -> std::result::Result<(), Bad> {
     for (key, value) in map {
         if let Some(problem) = key_problem(key) {
-            return Err(Bad { rev_path: vec![key.clone()], problem: format!("document key {key:?} at \u{0} {problem}") });
+            return Err(Bad {
+                rev_path: vec![key.clone()],
+                problem: format!("document key {key:?} at \u{0} {problem}"),
+            });
         }
         check_value(value).map_err(|mut bad| {
             bad.rev_path.push(key.clone());

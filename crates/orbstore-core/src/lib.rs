@@ -4,6 +4,7 @@
 mod backend;
 pub mod config;
 mod document;
+pub mod engine;
 mod error;
 mod ext;
 mod filter;

@@ -13,8 +13,8 @@ use orbstore_core::{
 use parking_lot::RwLock;
 
 use crate::collection::{MemoryCollection, Target};
-use crate::state::CollState;
 use crate::transaction::MemoryTransaction;
+use orbstore_core::engine::CollectionEngine;
 
 /// The state shared by a backend, its handles and its transactions.
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ pub(crate) struct Shared {
 /// Every collection, and the clock that versions them.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub(crate) collections: BTreeMap<String, CollState>,
+    pub(crate) collections: BTreeMap<String, CollectionEngine>,
     clock: u64,
 }
 
@@ -39,10 +39,10 @@ impl State {
     }
 
     /// The collection, created empty if needed.
-    pub(crate) fn get_or_create(&mut self, name: &str) -> &mut CollState {
+    pub(crate) fn get_or_create(&mut self, name: &str) -> &mut CollectionEngine {
         if !self.collections.contains_key(name) {
             let version = self.tick();
-            self.collections.insert(name.to_owned(), CollState::empty(version));
+            self.collections.insert(name.to_owned(), CollectionEngine::empty(version));
         }
         self.collections.get_mut(name).expect("inserted above")
     }

@@ -10,8 +10,8 @@ use orbstore_core::{
 };
 
 use crate::backend::Shared;
-use crate::state::CollState;
 use crate::transaction::TxShared;
+use orbstore_core::engine::CollectionEngine;
 
 /// What a handle reads and writes: the shared store, or a transaction's private copies.
 #[derive(Debug, Clone)]
@@ -32,21 +32,21 @@ impl MemoryCollection {
         MemoryCollection { name: name.to_owned(), target }
     }
 
-    fn read<R>(&self, f: impl FnOnce(&CollState) -> R) -> Result<R> {
+    fn read<R>(&self, f: impl FnOnce(&CollectionEngine) -> R) -> Result<R> {
         match &self.target {
             Target::Direct(shared) => {
                 shared.check_open()?;
                 let state = shared.state.read();
                 Ok(match state.collections.get(&self.name) {
                     Some(c) => f(c),
-                    None => f(&CollState::default()),
+                    None => f(&CollectionEngine::default()),
                 })
             }
             Target::Tx(tx) => tx.with_collection(&self.name, |c| Ok(f(c))),
         }
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut CollState) -> Result<R>) -> Result<R> {
+    fn write<R>(&self, f: impl FnOnce(&mut CollectionEngine) -> Result<R>) -> Result<R> {
         match &self.target {
             Target::Direct(shared) => {
                 shared.check_open()?;
@@ -140,7 +140,7 @@ impl Collection for MemoryCollection {
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
-        self.read(CollState::list_indexes)
+        self.read(CollectionEngine::list_indexes)
     }
 }
 

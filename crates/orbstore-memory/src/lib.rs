@@ -3,7 +3,6 @@
 
 mod backend;
 mod collection;
-mod state;
 mod transaction;
 
 pub use backend::MemoryBackend;

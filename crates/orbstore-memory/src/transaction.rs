@@ -9,14 +9,14 @@ use parking_lot::Mutex;
 
 use crate::backend::Shared;
 use crate::collection::{MemoryCollection, Target};
-use crate::state::CollState;
+use orbstore_core::engine::CollectionEngine;
 
 /// A transaction's private copy of one collection.
 #[derive(Debug)]
 struct Copy {
     /// The collection's version when first touched (`None`: it did not exist).
     base: Option<u64>,
-    state: CollState,
+    state: CollectionEngine,
     written: bool,
 }
 
@@ -32,7 +32,7 @@ impl TxShared {
     pub(crate) fn with_collection<R>(
         &self,
         name: &str,
-        f: impl FnOnce(&mut CollState) -> Result<R>,
+        f: impl FnOnce(&mut CollectionEngine) -> Result<R>,
     ) -> Result<R> {
         self.shared.check_open()?;
         let mut guard = self.copies.lock();
@@ -43,7 +43,7 @@ impl TxShared {
             let state = self.shared.state.read();
             let (base, state) = match state.collections.get(name) {
                 Some(c) => (Some(c.version), c.clone()),
-                None => (None, CollState::default()),
+                None => (None, CollectionEngine::default()),
             };
             copies.insert(name.to_owned(), Copy { base, state, written: false });
         }

@@ -1,14 +1,22 @@
-//! The data of one collection and the operations on it, shared by plain and transactional
-//! handles. Everything here is synchronous and runs under a lock held by the caller.
+//! [`CollectionEngine`]: one collection held in memory, with the whole contract of
+//! [`Collection`](crate::Collection) (unique indexes, atomic batches, updates, queries) as plain
+//! synchronous methods. The memory and file backends keep their data in it; the caller holds
+//! whatever lock it needs around each call.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use orbstore_core::order::OrdValue;
-use orbstore_core::{id_of, Document, Error, Filter, Id, IndexSpec, Query, Result, Update, Upserted};
 use serde_json::Value;
 
-use orbstore_core::FieldPath;
+use crate::backend::{IndexSpec, Upserted};
+use crate::document::{id_of, Document};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::id::Id;
+use crate::order::OrdValue;
+use crate::path::FieldPath;
+use crate::query::Query;
+use crate::update::Update;
 
 /// A unique index: its spec and the key of every document it constrains.
 #[derive(Debug, Clone)]
@@ -36,36 +44,110 @@ struct Index {
     unique: Option<UniqueKeys>,
 }
 
-/// One collection's documents and indexes.
+/// A change the engine made, in the order it made them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The document with this id now has this content.
+    Put(Arc<Document>),
+    /// The document with this id was deleted.
+    Delete(Id),
+    /// An index was created.
+    Index(IndexSpec),
+}
+
+/// One collection's documents and indexes, in memory.
+///
+/// Cloning is cheap in documents (they are shared `Arc`s) but copies the maps.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CollState {
+pub struct CollectionEngine {
     docs: BTreeMap<Id, Arc<Document>>,
     indexes: Vec<Index>,
-    /// Changes whenever the content changes; transactions compare it at commit.
-    pub(crate) version: u64,
-    /// Set by every mutation; the caller clears it and bumps `version`.
-    pub(crate) dirty: bool,
+    /// Free for the owner's use (the memory backend keeps a version for its transactions).
+    pub version: u64,
+    /// Set by every mutation that changed something; the owner reads and clears it.
+    pub dirty: bool,
+    /// When true, every change is also appended to `changes` (for backends that log them).
+    pub record_changes: bool,
+    /// The changes made since the owner last drained them (only with `record_changes`).
+    pub changes: Vec<Change>,
 }
 
 /// One pending replacement: the id, the old document (if any), the new one (if any).
-type Change = (Id, Option<Arc<Document>>, Option<Arc<Document>>);
+type Replacement = (Id, Option<Arc<Document>>, Option<Arc<Document>>);
 
-impl CollState {
+impl CollectionEngine {
     /// An empty collection at `version`.
-    pub(crate) fn empty(version: u64) -> CollState {
-        CollState { version, ..CollState::default() }
+    pub fn empty(version: u64) -> CollectionEngine {
+        CollectionEngine { version, ..CollectionEngine::default() }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// How many documents it holds.
+    pub fn len(&self) -> usize {
         self.docs.len()
     }
 
-    pub(crate) fn approx_bytes(&self) -> u64 {
+    /// Whether it holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// The size of the documents serialized as JSON (computed, so O(n)).
+    pub fn approx_bytes(&self) -> u64 {
         self.docs.values().map(|d| serde_json::to_vec(&**d).map_or(0, |v| v.len() as u64)).sum()
     }
 
-    pub(crate) fn index_count(&self) -> usize {
+    /// How many indexes it has.
+    pub fn index_count(&self) -> usize {
         self.indexes.len()
+    }
+
+    /// Every document, in `_id` order.
+    pub fn documents(&self) -> impl Iterator<Item = &Arc<Document>> + '_ {
+        self.docs.values()
+    }
+
+    /// Loads a document as stored (no validation, no unique check, no change recorded): for
+    /// backends rebuilding their state from their own files. Call [`CollectionEngine::rebuild_indexes`]
+    /// after loading.
+    pub fn load(&mut self, doc: Document) {
+        if let Some(id) = id_of(&doc).map(str::to_owned) {
+            self.docs.insert(id, Arc::new(doc));
+        }
+    }
+
+    /// Removes a document as stored (no change recorded), for replaying a log.
+    pub fn unload(&mut self, id: &str) {
+        self.docs.remove(id);
+    }
+
+    /// Declares an index without checking the documents (no change recorded), for loading.
+    pub fn load_index(&mut self, spec: IndexSpec) {
+        self.indexes.retain(|i| i.spec.name != spec.name);
+        let unique = spec.unique.then(|| UniqueKeys {
+            paths: spec.fields.iter().map(FieldPath::new).collect(),
+            keys: BTreeMap::new(),
+        });
+        self.indexes.push(Index { spec, unique });
+        self.indexes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    }
+
+    /// Rebuilds the unique keys from the documents after loading; returns the names of unique
+    /// indexes the loaded documents break (those are kept, but not enforced on the duplicates).
+    pub fn rebuild_indexes(&mut self) -> Vec<String> {
+        let mut broken = Vec::new();
+        for index in &mut self.indexes {
+            if let Some(u) = &mut index.unique {
+                u.keys.clear();
+                for (id, doc) in &self.docs {
+                    if let Some(k) = u.key_of(doc) {
+                        if u.keys.insert(k, id.clone()).is_some() && !broken.contains(&index.spec.name) {
+                            broken.push(index.spec.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        broken
     }
 
     /// The documents matching a filter, in `_id` order; a key lookup when the filter pins `_id`.
@@ -77,22 +159,26 @@ impl CollState {
         one.into_iter().chain(all.into_iter().flatten()).filter(move |d| filter.matches(d))
     }
 
-    pub(crate) fn find(&self, query: &Query) -> Vec<Document> {
+    /// The documents matching a query, sorted, sliced and projected.
+    pub fn find(&self, query: &Query) -> Vec<Document> {
         let mut out: Vec<Document> = self.candidates(&query.filter).map(|d| (**d).clone()).collect();
         query.finish(&mut out);
         out
     }
 
-    pub(crate) fn find_by_id(&self, id: &str) -> Option<Document> {
+    /// The document with this id.
+    pub fn find_by_id(&self, id: &str) -> Option<Document> {
         self.docs.get(id).map(|d| (**d).clone())
     }
 
-    pub(crate) fn count(&self, filter: &Filter) -> u64 {
+    /// How many documents match.
+    pub fn count(&self, filter: &Filter) -> u64 {
         self.candidates(filter).count() as u64
     }
 
-    /// Inserts documents already passed through `prepare_document`, all or none.
-    pub(crate) fn insert_many(&mut self, docs: Vec<(Id, Document)>) -> Result<Vec<Id>> {
+    /// Inserts documents already passed through [`prepare_document`](crate::prepare_document),
+    /// all or none.
+    pub fn insert_many(&mut self, docs: Vec<(Id, Document)>) -> Result<Vec<Id>> {
         let mut ids = Vec::with_capacity(docs.len());
         let mut changes = Vec::with_capacity(docs.len());
         let mut batch_ids = std::collections::HashSet::with_capacity(docs.len());
@@ -107,15 +193,18 @@ impl CollState {
         Ok(ids)
     }
 
-    /// Stores a document already passed through `prepare_document` under its id.
-    pub(crate) fn upsert(&mut self, id: Id, doc: Document) -> Result<Upserted> {
+    /// Stores a document already passed through [`prepare_document`](crate::prepare_document)
+    /// under its id, replacing or inserting.
+    pub fn upsert(&mut self, id: Id, doc: Document) -> Result<Upserted> {
         let old = self.docs.get(&id).cloned();
         let inserted = old.is_none();
         self.apply(vec![(id.clone(), old, Some(Arc::new(doc)))])?;
         Ok(Upserted { id, inserted })
     }
 
-    pub(crate) fn update(&mut self, filter: &Filter, update: &Update, only_first: bool) -> Result<u64> {
+    /// Applies an update to the first match in `_id` order (`only_first`) or to every match,
+    /// all or nothing; returns how many matched.
+    pub fn update(&mut self, filter: &Filter, update: &Update, only_first: bool) -> Result<u64> {
         let targets: Vec<Arc<Document>> =
             self.candidates(filter).take(if only_first { 1 } else { usize::MAX }).cloned().collect();
         let mut changes = Vec::with_capacity(targets.len());
@@ -132,10 +221,11 @@ impl CollState {
         Ok(n)
     }
 
-    pub(crate) fn delete(&mut self, filter: &Filter, only_first: bool) -> u64 {
+    /// Deletes the first match in `_id` order (`only_first`) or every match; returns how many.
+    pub fn delete(&mut self, filter: &Filter, only_first: bool) -> u64 {
         let targets: Vec<Arc<Document>> =
             self.candidates(filter).take(if only_first { 1 } else { usize::MAX }).cloned().collect();
-        let changes: Vec<Change> =
+        let changes: Vec<Replacement> =
             targets.into_iter().map(|d| (id_of(&d).unwrap_or_default().to_owned(), Some(d), None)).collect();
         let n = changes.len() as u64;
         // Deleting cannot break a unique index.
@@ -143,7 +233,8 @@ impl CollState {
         n
     }
 
-    pub(crate) fn create_index(&mut self, spec: IndexSpec) -> Result<()> {
+    /// Creates an index (see [`Collection::create_index`](crate::Collection::create_index)).
+    pub fn create_index(&mut self, spec: IndexSpec) -> Result<()> {
         if let Some(existing) = self.indexes.iter().find(|i| i.spec.name == spec.name) {
             return if existing.spec == spec {
                 Ok(())
@@ -171,19 +262,23 @@ impl CollState {
         } else {
             None
         };
+        if self.record_changes {
+            self.changes.push(Change::Index(spec.clone()));
+        }
         self.indexes.push(Index { spec, unique });
         self.indexes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         self.dirty = true;
         Ok(())
     }
 
-    pub(crate) fn list_indexes(&self) -> Vec<IndexSpec> {
+    /// The indexes, sorted by name.
+    pub fn list_indexes(&self) -> Vec<IndexSpec> {
         self.indexes.iter().map(|i| i.spec.clone()).collect()
     }
 
     /// Applies changes all together or not at all: unique keys are moved first, and a conflict
     /// puts every key back before returning.
-    fn apply(&mut self, changes: Vec<Change>) -> Result<()> {
+    fn apply(&mut self, changes: Vec<Replacement>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -197,15 +292,25 @@ impl CollState {
         }
         for (id, _, new) in changes {
             match new {
-                Some(doc) => self.docs.insert(id, doc),
-                None => self.docs.remove(&id),
-            };
+                Some(doc) => {
+                    if self.record_changes {
+                        self.changes.push(Change::Put(doc.clone()));
+                    }
+                    self.docs.insert(id, doc);
+                }
+                None => {
+                    self.docs.remove(&id);
+                    if self.record_changes {
+                        self.changes.push(Change::Delete(id));
+                    }
+                }
+            }
         }
         self.dirty = true;
         Ok(())
     }
 
-    fn move_keys(&mut self, i: usize, changes: &[Change]) -> Result<()> {
+    fn move_keys(&mut self, i: usize, changes: &[Replacement]) -> Result<()> {
         let Index { spec, unique } = &mut self.indexes[i];
         let Some(u) = unique else { return Ok(()) };
         for (_, old, _) in changes {
@@ -238,7 +343,7 @@ impl CollState {
         Ok(())
     }
 
-    fn unmove_keys(&mut self, i: usize, changes: &[Change]) {
+    fn unmove_keys(&mut self, i: usize, changes: &[Replacement]) {
         let Some(u) = &mut self.indexes[i].unique else { return };
         for (_, _, new) in changes {
             if let Some(k) = new.as_deref().and_then(|d| u.key_of(d)) {
