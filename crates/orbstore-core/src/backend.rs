@@ -86,7 +86,7 @@ impl StorageStats {
 }
 
 /// An index over one or more fields.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct IndexSpec {
     /// The index's name; [`IndexSpec::new`] derives it from the fields (`a_1_b.c_1`).
     pub name: String,

@@ -40,6 +40,43 @@ impl fmt::Display for Secret {
     }
 }
 
+/// When the file backend makes a write durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSync {
+    /// A write returns after its log record is fsynced (concurrent writers share one fsync).
+    Always,
+    /// Writes return at once; they are written and fsynced together after this much quiet,
+    /// when 1,000 are pending, after at most 5 times the quiet period, on `flush()` and on close.
+    Debounced(std::time::Duration),
+    /// Writes reach the operating system at once but are never fsynced (tests, throwaway runs).
+    Never,
+}
+
+impl Default for FileSync {
+    /// One second of debounce: the behaviour of the hand-written stores orbstore replaces.
+    fn default() -> Self {
+        FileSync::Debounced(std::time::Duration::from_secs(1))
+    }
+}
+
+/// File backend settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// The data directory (created with mode 0700).
+    pub dir: PathBuf,
+    /// When writes become durable.
+    pub sync: FileSync,
+    /// Refuse to open when a snapshot is unreadable (default: move it aside and open empty).
+    pub strict: bool,
+}
+
+impl FileConfig {
+    /// Defaults for a directory: debounced sync (1 s), not strict.
+    pub fn new(dir: impl Into<PathBuf>) -> FileConfig {
+        FileConfig { dir: dir.into(), sync: FileSync::default(), strict: false }
+    }
+}
+
 /// Where SQLite keeps its database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {
@@ -109,10 +146,7 @@ pub enum BackendConfig {
     /// In-process memory; nothing outlives the process.
     Memory,
     /// JSON files in a directory.
-    File {
-        /// The data directory.
-        dir: PathBuf,
-    },
+    File(FileConfig),
     /// SQLite.
     Sqlite(SqliteLocation),
     /// PostgreSQL.
@@ -127,7 +161,7 @@ impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendConfig::Memory => "memory",
-            BackendConfig::File { .. } => "file",
+            BackendConfig::File(_) => "file",
             BackendConfig::Sqlite(_) => "sqlite",
             BackendConfig::Postgres(_) => "postgres",
             BackendConfig::Mongo(_) => "mongodb",
@@ -201,14 +235,24 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let data_dir = || PathBuf::from(get("ORB_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let file_config = |dir: PathBuf| -> Result<BackendConfig> {
+            Ok(BackendConfig::File(FileConfig {
+                dir,
+                sync: parse_file_sync(get("ORB_FILE_SYNC"))?,
+                strict: parse_bool("ORB_FILE_STRICT", get("ORB_FILE_STRICT"))?,
+            }))
+        };
 
         if let Some(url) = get("DATABASE_URL") {
-            let backend = parse_url(&url).map_err(|why| {
+            let mut backend = parse_url(&url).map_err(|why| {
                 Error::invalid(format!(
                     "invalid DATABASE_URL {:?}: {why}; valid forms: {URL_SCHEMES}",
                     redact_url(&url)
                 ))
             })?;
+            if let BackendConfig::File(f) = &backend {
+                backend = file_config(f.dir.clone())?;
+            }
             return Ok(Config { backend, origin: env_origin("DATABASE_URL", redact_url(&url)) });
         }
 
@@ -262,7 +306,7 @@ impl Config {
                     get("DB_NAME").map(PathBuf::from).unwrap_or_else(|| data_dir().join("orbstore.sqlite3")),
                 )),
                 "in-memory" | "memory" => BackendConfig::Memory,
-                "file" => BackendConfig::File { dir: data_dir() },
+                "file" => file_config(data_dir())?,
                 _ => {
                     return Err(Error::invalid(format!(
                         "invalid DB_BACKEND {kind:?}: valid values are {DB_BACKEND_VALUES}"
@@ -275,7 +319,7 @@ impl Config {
         if let Some(mode) = get("ORB_PERSISTENCE") {
             let backend = match mode.trim().to_ascii_lowercase().as_str() {
                 "memory" => BackendConfig::Memory,
-                "file" => BackendConfig::File { dir: data_dir() },
+                "file" => file_config(data_dir())?,
                 "sql" => BackendConfig::Sqlite(SqliteLocation::File(
                     get("ORB_SQLITE_PATH")
                         .map(PathBuf::from)
@@ -290,7 +334,7 @@ impl Config {
             return Ok(Config { backend, origin: env_origin("ORB_PERSISTENCE", mode) });
         }
 
-        Ok(Config { backend: BackendConfig::File { dir: data_dir() }, origin: Origin::Default })
+        Ok(Config { backend: file_config(data_dir())?, origin: Origin::Default })
     }
 }
 
@@ -320,6 +364,29 @@ fn parse_bool(var: &str, v: Option<String>) -> Result<bool> {
                 "invalid {var} {s:?}: valid values are true, false, 1, 0, yes, no, on, off"
             ))),
         },
+    }
+}
+
+/// `ORB_FILE_SYNC`: `always`, `never`, `debounced` (1 s) or `debounced:<milliseconds>`.
+fn parse_file_sync(v: Option<String>) -> Result<FileSync> {
+    let Some(raw) = v else { return Ok(FileSync::default()) };
+    let s = raw.trim().to_ascii_lowercase();
+    let bad = || {
+        Error::invalid(format!(
+            "invalid ORB_FILE_SYNC {raw:?}: valid values are always, never, debounced, debounced:<milliseconds>"
+        ))
+    };
+    match s.as_str() {
+        "always" => Ok(FileSync::Always),
+        "never" => Ok(FileSync::Never),
+        "debounced" => Ok(FileSync::default()),
+        other => {
+            let ms = other.strip_prefix("debounced:").ok_or_else(bad)?.parse::<u64>().map_err(|_| bad())?;
+            if ms == 0 || ms > 3_600_000 {
+                return Err(bad());
+            }
+            Ok(FileSync::Debounced(std::time::Duration::from_millis(ms)))
+        }
     }
 }
 
@@ -354,7 +421,7 @@ fn parse_url(raw: &str) -> std::result::Result<BackendConfig, String> {
         if dir.is_empty() {
             return Err("file:// needs a directory, e.g. file://./data".into());
         }
-        return Ok(BackendConfig::File { dir: PathBuf::from(dir) });
+        return Ok(BackendConfig::File(FileConfig::new(dir)));
     }
     let url = url::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
     match url.scheme() {
@@ -463,10 +530,24 @@ mod tests {
     #[test]
     fn default_is_file_in_data() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.backend, BackendConfig::File { dir: "./data".into() });
+        assert_eq!(c.backend, BackendConfig::File(FileConfig::new("./data")));
         assert_eq!(c.origin, Origin::Default);
         let c = cfg(&[("ORB_DATA_DIR", "/tmp/x")]).unwrap();
-        assert_eq!(c.backend, BackendConfig::File { dir: "/tmp/x".into() });
+        assert_eq!(c.backend, BackendConfig::File(FileConfig::new("/tmp/x")));
+        let c = cfg(&[("ORB_FILE_SYNC", "debounced:250"), ("ORB_FILE_STRICT", "true")]).unwrap();
+        assert_eq!(
+            c.backend,
+            BackendConfig::File(FileConfig {
+                dir: "./data".into(),
+                sync: FileSync::Debounced(std::time::Duration::from_millis(250)),
+                strict: true
+            })
+        );
+        let c = cfg(&[("DATABASE_URL", "file:///d"), ("ORB_FILE_SYNC", "always")]).unwrap();
+        assert_eq!(
+            c.backend,
+            BackendConfig::File(FileConfig { sync: FileSync::Always, ..FileConfig::new("/d") })
+        );
     }
 
     #[test]
@@ -534,7 +615,7 @@ mod tests {
         );
         assert_eq!(
             BackendConfig::from_url("file:///var/orb").unwrap(),
-            BackendConfig::File { dir: "/var/orb".into() }
+            BackendConfig::File(FileConfig::new("/var/orb"))
         );
         assert_eq!(BackendConfig::from_url("memory://").unwrap(), BackendConfig::Memory);
     }
@@ -589,6 +670,11 @@ mod tests {
             (vec![("DB_BACKEND", "postgres"), ("DB_POOL_SIZE", "0")], vec!["DB_POOL_SIZE", "\"0\""]),
             (vec![("DB_BACKEND", "postgres"), ("DB_SSL", "maybe")], vec!["DB_SSL", "maybe"]),
             (vec![("ORB_PERSISTENCE", "cloud")], vec!["ORB_PERSISTENCE", "\"cloud\"", "memory, file, sql"]),
+            (
+                vec![("ORB_FILE_SYNC", "sometimes")],
+                vec!["ORB_FILE_SYNC", "sometimes", "always, never, debounced"],
+            ),
+            (vec![("ORB_FILE_SYNC", "debounced:0")], vec!["ORB_FILE_SYNC", "debounced:0"]),
         ] {
             let e = cfg(&vars).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);

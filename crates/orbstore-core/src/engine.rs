@@ -361,3 +361,183 @@ impl CollectionEngine {
 fn duplicate_id(id: &str) -> Error {
     Error::conflict(format!("a document with _id {id:?} already exists"))
 }
+
+/// Where an [`EngineCollection`] keeps its engine: the backend's shared state, or a
+/// transaction's private copies. The host runs each closure under whatever lock it needs and,
+/// for writes, persists what the engine recorded before returning.
+#[async_trait::async_trait]
+pub trait EngineHost: Send + Sync + std::fmt::Debug {
+    /// Runs `f` on the named collection's engine (an empty one when it does not exist).
+    fn read<R>(&self, name: &str, f: impl FnOnce(&CollectionEngine) -> R) -> Result<R>;
+
+    /// Runs `f` on the named collection's engine, creating the collection if needed, and makes
+    /// the changes as durable as the backend promises before returning.
+    async fn write<R: Send>(
+        &self,
+        name: &str,
+        f: impl for<'e> FnOnce(&'e mut CollectionEngine) -> Result<R> + Send,
+    ) -> Result<R>;
+}
+
+/// The [`Collection`](crate::Collection) implementation for every backend that keeps its data in
+/// [`CollectionEngine`]s: inputs are validated before the host is called.
+#[derive(Debug)]
+pub struct EngineCollection<H> {
+    name: String,
+    host: H,
+}
+
+impl<H> EngineCollection<H> {
+    /// A handle on the named collection of `host`.
+    pub fn new(name: impl Into<String>, host: H) -> Self {
+        EngineCollection { name: name.into(), host }
+    }
+}
+
+/// Validates documents and gives each its id, before any lock is taken.
+fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
+    docs.into_iter().map(|mut d| crate::document::prepare_document(&mut d).map(|id| (id, d))).collect()
+}
+
+#[async_trait::async_trait]
+impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn insert_one(&self, doc: Document) -> Result<Id> {
+        let prepared = prepare_all(vec![doc])?;
+        let mut ids = self.host.write(&self.name, |c| c.insert_many(prepared)).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = prepare_all(docs)?;
+        self.host.write(&self.name, |c| c.insert_many(prepared)).await
+    }
+
+    async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
+        let id = crate::document::prepare_document(&mut doc)?;
+        self.host.write(&self.name, |c| c.upsert(id, doc)).await
+    }
+
+    async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
+        crate::id::validate_id(id)?;
+        self.host.read(&self.name, |c| c.find_by_id(id))
+    }
+
+    async fn find(&self, query: &Query) -> Result<Vec<Document>> {
+        query.validate()?;
+        self.host.read(&self.name, |c| c.find(query))
+    }
+
+    async fn find_stream(&self, query: &Query) -> Result<crate::backend::DocumentStream> {
+        use futures::StreamExt;
+        // The result is computed under the host's lock (a consistent snapshot), then streamed.
+        let docs = self.find(query).await?;
+        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+    }
+
+    async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        self.host.write(&self.name, |c| c.update(filter, update, true)).await
+    }
+
+    async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        self.host.write(&self.name, |c| c.update(filter, update, false)).await
+    }
+
+    async fn delete_one(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        self.host.write(&self.name, |c| Ok(c.delete(filter, true))).await
+    }
+
+    async fn delete_many(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        self.host.write(&self.name, |c| Ok(c.delete(filter, false))).await
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        self.host.read(&self.name, |c| c.count(filter))
+    }
+
+    async fn create_index(&self, spec: IndexSpec) -> Result<()> {
+        spec.validate()?;
+        self.host.write(&self.name, |c| c.create_index(spec)).await
+    }
+
+    async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
+        self.host.read(&self.name, CollectionEngine::list_indexes)
+    }
+}
+
+/// A transaction's private copy of one collection.
+#[derive(Debug)]
+pub struct TxCopy {
+    /// The collection's version when the transaction first touched it (`None`: it did not exist).
+    pub base: Option<u64>,
+    /// The copy, recording its changes.
+    pub engine: CollectionEngine,
+    /// Whether the transaction changed it.
+    pub written: bool,
+}
+
+/// The private copies of a transaction: copy on first touch, check versions at commit
+/// (first committer wins).
+#[derive(Debug, Default)]
+pub struct Workspace {
+    copies: BTreeMap<String, TxCopy>,
+}
+
+impl Workspace {
+    /// Runs `f` on the transaction's copy of `name`; `current` gives the collection's version
+    /// and engine the first time.
+    pub fn with<R>(
+        &mut self,
+        name: &str,
+        current: impl FnOnce() -> (Option<u64>, CollectionEngine),
+        f: impl FnOnce(&mut CollectionEngine) -> Result<R>,
+    ) -> Result<R> {
+        let copy = self.copies.entry(name.to_owned()).or_insert_with(|| {
+            let (base, mut engine) = current();
+            engine.record_changes = true;
+            engine.changes.clear();
+            engine.dirty = false;
+            TxCopy { base, engine, written: false }
+        });
+        let result = f(&mut copy.engine);
+        if std::mem::take(&mut copy.engine.dirty) {
+            copy.written = true;
+        }
+        result
+    }
+
+    /// The first collection whose current version differs from the one the transaction saw.
+    pub fn conflict(&self, current_version: impl Fn(&str) -> Option<u64>) -> Option<&str> {
+        self.copies.iter().find(|(name, copy)| current_version(name) != copy.base).map(|(n, _)| n.as_str())
+    }
+
+    /// The collections the transaction wrote, with their copies.
+    pub fn into_written(self) -> impl Iterator<Item = (String, CollectionEngine)> {
+        self.copies.into_iter().filter(|(_, c)| c.written).map(|(n, c)| (n, c.engine))
+    }
+}
+
+/// The error of every operation on a finished transaction.
+pub fn finished_transaction() -> Error {
+    Error::invalid("the transaction is finished (committed or rolled back)")
+}
+
+/// The error for a commit overtaken by another writer.
+pub fn overtaken(name: &str) -> Error {
+    Error::aborted(format!(
+        "collection {name:?} was changed by another writer during the transaction; retry it"
+    ))
+}

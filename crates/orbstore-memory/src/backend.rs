@@ -12,13 +12,13 @@ use orbstore_core::{
 };
 use parking_lot::RwLock;
 
-use crate::collection::{MemoryCollection, Target};
+use crate::collection::{MemoryCollection, MemoryHost};
 use crate::transaction::MemoryTransaction;
 use orbstore_core::engine::CollectionEngine;
 
 /// The state shared by a backend, its handles and its transactions.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub struct Shared {
     pub(crate) state: RwLock<State>,
     closed: AtomicBool,
 }
@@ -98,7 +98,7 @@ impl PersistenceBackend for MemoryBackend {
         validate_collection_name(name)?;
         self.shared.check_open()?;
         self.shared.state.write().get_or_create(name);
-        Ok(Arc::new(MemoryCollection::new(name, Target::Direct(self.shared.clone()))))
+        Ok(Arc::new(MemoryCollection::new(name, MemoryHost::Direct(self.shared.clone()))))
     }
 
     async fn list_collections(&self) -> Result<Vec<String>> {

@@ -6,8 +6,9 @@ mod collection;
 mod transaction;
 
 pub use backend::MemoryBackend;
-pub use collection::MemoryCollection;
-pub use transaction::MemoryTransaction;
+pub use backend::Shared;
+pub use collection::{MemoryCollection, MemoryHost};
+pub use transaction::{MemoryTransaction, TxShared};
 
 /// The URL scheme this backend answers to (`memory://`).
 pub const SCHEME: &str = "memory";
