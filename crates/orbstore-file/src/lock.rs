@@ -28,7 +28,16 @@ impl DirLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
-        match file.try_lock() {
+        // A lock held by a process that is only passing by (a child forked by another thread of
+        // this process holds the parent's descriptors until it execs) goes away within
+        // milliseconds; a real holder does not. Retry briefly before reporting.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        let mut attempt = file.try_lock();
+        while matches!(attempt, Err(TryLockError::WouldBlock)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            attempt = file.try_lock();
+        }
+        match attempt {
             Ok(()) => {
                 let pid = std::process::id().to_string();
                 let written = file

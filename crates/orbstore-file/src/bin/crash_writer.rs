@@ -25,9 +25,20 @@ async fn main() {
         },
     };
     let first: u64 = first.parse().expect("first number");
-    let store = orbstore_file::FileBackend::open(FileConfig { sync, ..FileConfig::new(dir) })
-        .await
-        .expect("open the data directory");
+    let store = match orbstore_file::FileBackend::open(FileConfig { sync, ..FileConfig::new(dir) }).await {
+        Ok(store) => store,
+        Err(e) => {
+            // The whole chain, as a user would want to read it.
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("error: {msg}");
+            std::process::exit(1);
+        }
+    };
     let coll = store.collection("crash").await.expect("collection");
     let mut out = std::io::stdout().lock();
     for i in first.. {
