@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use futures::future::BoxFuture;
 use orbstore::{generate_id, Document, Filter, Query, Store};
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -34,14 +35,27 @@ fn documents(n: usize) -> Vec<Document> {
 }
 
 /// A named constructor of an empty store.
-type MakeStore = (&'static str, fn() -> Store);
+type MakeStore = (&'static str, fn() -> BoxFuture<'static, Store>);
 
 /// The backends compiled into this build, each as a constructor of an empty store.
 fn backends() -> Vec<MakeStore> {
     vec![
         #[cfg(feature = "memory")]
-        ("memory", || std::sync::Arc::new(orbstore::backends::MemoryBackend::new()) as Store),
+        ("memory", || {
+            Box::pin(async { std::sync::Arc::new(orbstore::backends::MemoryBackend::new()) as Store })
+        }),
+        #[cfg(feature = "file")]
+        ("file_always", || Box::pin(open_file())),
     ]
+}
+
+/// The file backend with `sync = always` in a fresh temporary directory (left for the OS to
+/// clean, so no deletion is timed).
+#[cfg(feature = "file")]
+async fn open_file() -> Store {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let config = orbstore::FileConfig { sync: orbstore::FileSync::Always, ..orbstore::FileConfig::new(dir) };
+    std::sync::Arc::new(orbstore::backends::FileBackend::open(config).await.expect("open the file backend"))
 }
 
 fn raw_map(docs: &[Document]) -> HashMap<String, Document> {
@@ -70,15 +84,22 @@ fn bench(c: &mut Criterion) {
     });
     for (name, make) in backends() {
         g.bench_function(name, |b| {
-            b.to_async(&rt).iter_batched(
-                || (make(), docs.clone()),
-                |(store, d)| async move {
-                    let c = store.collection("bench").await.expect("collection");
-                    black_box(c.insert_many(d).await.expect("insert_many"));
-                    store
-                },
-                BatchSize::LargeInput,
-            )
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = docs.clone();
+                    total += rt.block_on(async {
+                        let store = make().await;
+                        let c = store.collection("bench").await.expect("collection");
+                        let start = std::time::Instant::now();
+                        black_box(c.insert_many(d).await.expect("insert_many"));
+                        let took = start.elapsed();
+                        store.close().await.expect("close");
+                        took
+                    });
+                }
+                total
+            })
         });
     }
     g.finish();
@@ -91,7 +112,7 @@ fn bench(c: &mut Criterion) {
         .into_iter()
         .map(|(name, make)| {
             rt.block_on(async {
-                let store = make();
+                let store = make().await;
                 let c = store.collection("bench").await.expect("collection");
                 c.insert_many(docs.clone()).await.expect("load");
                 (name, store, c)

@@ -11,7 +11,7 @@ pub type Store = Arc<dyn PersistenceBackend>;
 pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Backends that exist in this version of orbstore (the others are planned; see the README).
-const BUILT: &[&str] = &["memory"];
+const BUILT: &[&str] = &["memory", "file"];
 
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
 /// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
@@ -29,6 +29,8 @@ pub async fn open(config: Config) -> Result<Store> {
     match config.backend {
         #[cfg(feature = "memory")]
         BackendConfig::Memory => Ok(Arc::new(orbstore_memory::MemoryBackend::new())),
+        #[cfg(feature = "file")]
+        BackendConfig::File(file) => Ok(Arc::new(orbstore_file::FileBackend::open(file).await?)),
         // check_available refused every other kind above.
         _ => Err(not_built(kind, &config)),
     }
@@ -106,12 +108,18 @@ mod tests {
         assert!(!m.contains("cargo feature"), "{m}");
     }
 
+    #[cfg(feature = "file")]
     #[tokio::test]
-    async fn default_names_its_origin() {
-        let c = cfg(&[]);
+    async fn default_is_the_file_backend_in_orb_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let c = cfg(&[("ORB_DATA_DIR", data.to_str().unwrap())]);
         assert_eq!(c.origin, Origin::Default);
-        let m = open(c).await.unwrap_err().to_string();
-        assert!(m.contains("file backend") && m.contains("the default"), "{m}");
+        let store = open(c).await.unwrap();
+        assert_eq!(store.kind(), "file");
+        store.collection("t").await.unwrap();
+        store.close().await.unwrap();
+        assert!(data.join("t.log").exists());
     }
 
     #[cfg(feature = "memory")]
@@ -137,7 +145,7 @@ mod tests {
             vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")],
             vec![("DATABASE_URL", "sqlite::memory:")],
             vec![("DB_BACKEND", "sqlite")],
-            vec![("ORB_PERSISTENCE", "file")],
+            vec![("ORB_PERSISTENCE", "sql")],
         ] {
             let e = open(cfg(&vars)).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{vars:?}");

@@ -8,6 +8,8 @@ pub use orbstore_core::*;
 
 /// The backends compiled into this build.
 pub mod backends {
+    #[cfg(feature = "file")]
+    pub use orbstore_file::FileBackend;
     #[cfg(feature = "memory")]
     pub use orbstore_memory::MemoryBackend;
 }

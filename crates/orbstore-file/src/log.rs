@@ -228,6 +228,8 @@ pub(crate) struct Log {
     disk: Mutex<OnDisk>,
     durable_seq: AtomicU64,
     written_seq: AtomicU64,
+    /// How many fsyncs this log has done.
+    fsyncs: AtomicU64,
 }
 
 impl Log {
@@ -240,6 +242,7 @@ impl Log {
             disk: Mutex::new(OnDisk { file, bytes: len }),
             durable_seq: AtomicU64::new(0),
             written_seq: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
         })
     }
 
@@ -299,9 +302,15 @@ impl Log {
         self.written_seq.fetch_max(target, Ordering::AcqRel);
         if fsync {
             disk.file.sync_data()?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.durable_seq.fetch_max(target, Ordering::AcqRel);
         }
         Ok(())
+    }
+
+    /// How many fsyncs this log has done.
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
     }
 
     /// Bytes in the file (written, not necessarily fsynced).

@@ -4,6 +4,9 @@
 //!
 //! Guards against: acknowledging before the fsync (`always`), losing more than what was pending
 //! (`debounced`), and any crash leaving a directory that does not open cleanly.
+//!
+//! Soak: `ORBSTORE_CRASH_KILLS=500 cargo test --release -p orbstore-file --test crash` runs that
+//! many kills in the `always` test instead of 25.
 
 mod common;
 
@@ -50,24 +53,31 @@ fn run_and_kill(dir: &Path, mode: &str, first: u64, run: Duration) -> Vec<String
 /// The highest number stored, so the next run continues after it.
 async fn next_number(dir: &Path) -> u64 {
     let store = open(dir, FileSync::Always).await;
-    let last = store.collection("crash").await.unwrap().find(&Query::all().sort_desc("_id").limit(1)).await.unwrap();
+    let last =
+        store.collection("crash").await.unwrap().find(&Query::all().sort_desc("_id").limit(1)).await.unwrap();
     store.close().await.unwrap();
     last.first().map_or(0, |d| d["_id"].as_str().unwrap().parse::<u64>().unwrap() + 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_always_loses_no_acknowledged_write_over_25_kills() {
+async fn sync_always_loses_no_acknowledged_write_over_many_kills() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rng();
     let mut total_acked = 0;
-    for round in 0..25 {
+    let kills: usize =
+        std::env::var("ORBSTORE_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(25).max(20);
+    for round in 0..kills {
         let first = next_number(dir.path()).await;
-        let acked = run_and_kill(dir.path(), "always", first, Duration::from_millis(rng.random_range(40..250)));
+        let acked =
+            run_and_kill(dir.path(), "always", first, Duration::from_millis(rng.random_range(40..250)));
         total_acked += acked.len();
         let store = open(dir.path(), FileSync::Always).await;
         let coll = store.collection("crash").await.unwrap();
         for id in &acked {
-            assert!(coll.find_by_id(id).await.unwrap().is_some(), "round {round}: acknowledged {id} is missing");
+            assert!(
+                coll.find_by_id(id).await.unwrap().is_some(),
+                "round {round}: acknowledged {id} is missing"
+            );
         }
         let bad: Vec<_> = store.warnings().into_iter().filter(|w| !w.contains("torn")).collect();
         assert!(bad.is_empty(), "round {round}: the directory must open cleanly: {bad:?}");
@@ -82,7 +92,12 @@ async fn debounced_loses_at_most_the_pending_writes() {
     let mut rng = rand::rng();
     for round in 0..6 {
         let first = next_number(dir.path()).await;
-        let acked = run_and_kill(dir.path(), "debounced:30", first, Duration::from_millis(rng.random_range(100..400)));
+        let acked = run_and_kill(
+            dir.path(),
+            "debounced:30",
+            first,
+            Duration::from_millis(rng.random_range(100..400)),
+        );
         let store = open(dir.path(), FileSync::Always).await;
         let coll = store.collection("crash").await.unwrap();
         let mut present = Vec::with_capacity(acked.len());

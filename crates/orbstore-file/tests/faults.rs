@@ -52,8 +52,9 @@ async fn flipped_byte_in_the_middle_skips_one_record_and_keeps_the_file() {
     let log = dir.path().join("t.log");
     let mut bytes = std::fs::read(&log).unwrap();
     let original = bytes.clone();
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1)).collect();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1))
+        .collect();
     bytes[line_starts[4] + 20] ^= 0x04; // inside the 5th record's JSON
     std::fs::write(&log, &bytes).unwrap();
     {
@@ -184,7 +185,10 @@ async fn hand_written_json_files_load_and_are_never_modified() {
         );
         assert_eq!(all(&store, "experiences").await.len(), 2);
         assert!(store.warnings().iter().any(|w| w.contains("element 2")), "{:?}", store.warnings());
-        assert_eq!(all(&store, "user_profiles").await, vec![doc(json!({"_id": "u1", "exploration_rate": 0.3}))]);
+        assert_eq!(
+            all(&store, "user_profiles").await,
+            vec![doc(json!({"_id": "u1", "exploration_rate": 0.3}))]
+        );
         for name in ["qtable", "user_profiles"] {
             store.collection(name).await.unwrap().insert_value(json!({"_id": "new"})).await.unwrap();
             store.compact(name).await.unwrap();

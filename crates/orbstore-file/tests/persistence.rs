@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::*;
-use orbstore_core::{CollectionExt, ErrorKind, Filter, FileSync, IndexSpec, PersistenceBackend, Update};
+use orbstore_core::{CollectionExt, ErrorKind, FileSync, Filter, IndexSpec, PersistenceBackend, Update};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,16 +17,32 @@ async fn every_kind_of_write_survives_reopen() {
         let store = open(dir.path(), FileSync::Always).await;
         let users = store.collection("users").await.unwrap();
         users.create_index(IndexSpec::new(["email"]).unique()).await.unwrap();
-        users.insert_many(vec![doc(json!({"_id": "a", "email": "a@x", "n": 1})), doc(json!({"_id": "b", "email": "b@x"}))]).await.unwrap();
+        users
+            .insert_many(vec![
+                doc(json!({"_id": "a", "email": "a@x", "n": 1})),
+                doc(json!({"_id": "b", "email": "b@x"})),
+            ])
+            .await
+            .unwrap();
         users.upsert(doc(json!({"_id": "c", "email": "c@x", "n": 3}))).await.unwrap();
         users.update_by_id("a", &Update::new().inc("n", 41).set("tags", json!(["x"]))).await.unwrap();
         users.delete_by_id("b").await.unwrap();
         let tx = store.begin().await.unwrap();
-        tx.collection("users").await.unwrap().insert_value(json!({"_id": "t", "email": "t@x"})).await.unwrap();
+        tx.collection("users")
+            .await
+            .unwrap()
+            .insert_value(json!({"_id": "t", "email": "t@x"}))
+            .await
+            .unwrap();
         tx.collection("log").await.unwrap().insert_value(json!({"_id": "l1", "what": "tx"})).await.unwrap();
         tx.commit().await.unwrap();
         let tx = store.begin().await.unwrap();
-        tx.collection("users").await.unwrap().insert_value(json!({"_id": "rolled", "email": "r@x"})).await.unwrap();
+        tx.collection("users")
+            .await
+            .unwrap()
+            .insert_value(json!({"_id": "rolled", "email": "r@x"}))
+            .await
+            .unwrap();
         tx.rollback().await.unwrap();
         store.collection("gone").await.unwrap().insert_value(json!({"_id": "g"})).await.unwrap();
         assert!(store.drop_collection("gone").await.unwrap());
@@ -146,4 +162,27 @@ async fn a_transaction_without_its_commit_marker_is_ignored_on_replay() {
     let store = open(dir.path(), FileSync::Always).await;
     assert_eq!(all(&store, "a").await, vec![doc(json!({"_id": "before"}))]);
     assert!(all(&store, "b").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), FileSync::Always).await;
+    let c = store.collection("t").await.unwrap();
+    let before = store.log_fsyncs();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.insert_value(json!({"_id": format!("{i:03}")})).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let fsyncs = store.log_fsyncs() - before;
+    assert!(fsyncs >= 1, "every write was fsynced by someone");
+    assert!(fsyncs <= 50, "100 concurrent writers did {fsyncs} fsyncs: no group commit");
+    store.close().await.unwrap();
+    let store = open(dir.path(), FileSync::Always).await;
+    assert_eq!(all(&store, "t").await.len(), 100);
 }
