@@ -76,6 +76,8 @@ pub struct StorageStats {
     pub collections: Vec<CollectionStats>,
     /// Anything an operator should know (for example, a corrupt file moved aside).
     pub warnings: Vec<String>,
+    /// Bytes the whole store occupies on disk (files, WAL), when the backend knows.
+    pub storage_bytes: Option<u64>,
 }
 
 impl StorageStats {

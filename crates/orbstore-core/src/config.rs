@@ -86,6 +86,32 @@ pub enum SqliteLocation {
     Memory,
 }
 
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is fsynced: survives a power loss (the default).
+    #[default]
+    Full,
+    /// Commits survive a process crash, not a power loss (WAL is synced at checkpoints).
+    Normal,
+}
+
+/// SQLite settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The database file, or a private in-memory database.
+    pub location: SqliteLocation,
+    /// Durability of commits.
+    pub synchronous: SqliteSync,
+}
+
+impl SqliteConfig {
+    /// Defaults for a location: `synchronous = FULL`.
+    pub fn new(location: SqliteLocation) -> SqliteConfig {
+        SqliteConfig { location, synchronous: SqliteSync::Full }
+    }
+}
+
 /// PostgreSQL settings.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -148,7 +174,7 @@ pub enum BackendConfig {
     /// JSON files in a directory.
     File(FileConfig),
     /// SQLite.
-    Sqlite(SqliteLocation),
+    Sqlite(SqliteConfig),
     /// PostgreSQL.
     Postgres(PostgresConfig),
     /// MongoDB.
@@ -235,6 +261,19 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let data_dir = || PathBuf::from(get("ORB_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let sqlite_sync = || -> Result<SqliteSync> {
+            match get("ORB_SQLITE_SYNC").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("full") => Ok(SqliteSync::Full),
+                Some("normal") => Ok(SqliteSync::Normal),
+                Some(_) => Err(Error::invalid(format!(
+                    "invalid ORB_SQLITE_SYNC {:?}: valid values are full, normal",
+                    get("ORB_SQLITE_SYNC").unwrap_or_default()
+                ))),
+            }
+        };
+        let sqlite_config = |location: SqliteLocation| -> Result<BackendConfig> {
+            Ok(BackendConfig::Sqlite(SqliteConfig { location, synchronous: sqlite_sync()? }))
+        };
         let file_config = |dir: PathBuf| -> Result<BackendConfig> {
             Ok(BackendConfig::File(FileConfig {
                 dir,
@@ -250,8 +289,10 @@ impl Config {
                     redact_url(&url)
                 ))
             })?;
-            if let BackendConfig::File(f) = &backend {
-                backend = file_config(f.dir.clone())?;
+            match &backend {
+                BackendConfig::File(f) => backend = file_config(f.dir.clone())?,
+                BackendConfig::Sqlite(s) => backend = sqlite_config(s.location.clone())?,
+                _ => {}
             }
             return Ok(Config { backend, origin: env_origin("DATABASE_URL", redact_url(&url)) });
         }
@@ -302,9 +343,9 @@ impl Config {
                         database: get("DB_NAME").unwrap_or_else(|| "orbstore".to_owned()),
                     })
                 }
-                "sqlite" => BackendConfig::Sqlite(SqliteLocation::File(
+                "sqlite" => sqlite_config(SqliteLocation::File(
                     get("DB_NAME").map(PathBuf::from).unwrap_or_else(|| data_dir().join("orbstore.sqlite3")),
-                )),
+                ))?,
                 "in-memory" | "memory" => BackendConfig::Memory,
                 "file" => file_config(data_dir())?,
                 _ => {
@@ -320,11 +361,11 @@ impl Config {
             let backend = match mode.trim().to_ascii_lowercase().as_str() {
                 "memory" => BackendConfig::Memory,
                 "file" => file_config(data_dir())?,
-                "sql" => BackendConfig::Sqlite(SqliteLocation::File(
+                "sql" => sqlite_config(SqliteLocation::File(
                     get("ORB_SQLITE_PATH")
                         .map(PathBuf::from)
                         .unwrap_or_else(|| data_dir().join("orbstore.sqlite3")),
-                )),
+                ))?,
                 _ => {
                     return Err(Error::invalid(format!(
                         "invalid ORB_PERSISTENCE {mode:?}: valid values are {ORB_PERSISTENCE_VALUES}"
@@ -409,13 +450,13 @@ fn parse_url(raw: &str) -> std::result::Result<BackendConfig, String> {
         return Ok(BackendConfig::Memory);
     }
     if s == "sqlite::memory:" || s == "sqlite://:memory:" {
-        return Ok(BackendConfig::Sqlite(SqliteLocation::Memory));
+        return Ok(BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::Memory)));
     }
     if let Some(path) = s.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err("sqlite:// needs a path, e.g. sqlite://./data/orbstore.sqlite3".into());
         }
-        return Ok(BackendConfig::Sqlite(SqliteLocation::File(PathBuf::from(path))));
+        return Ok(BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File(PathBuf::from(path)))));
     }
     if let Some(dir) = s.strip_prefix("file://") {
         if dir.is_empty() {
@@ -570,11 +611,11 @@ mod tests {
         assert_eq!(cfg(&[("ORB_PERSISTENCE", "memory")]).unwrap().backend, BackendConfig::Memory);
         assert_eq!(
             cfg(&[("ORB_PERSISTENCE", "sql"), ("ORB_SQLITE_PATH", "/tmp/a.db")]).unwrap().backend,
-            BackendConfig::Sqlite(SqliteLocation::File("/tmp/a.db".into()))
+            BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File("/tmp/a.db".into())))
         );
         assert_eq!(
             cfg(&[("ORB_PERSISTENCE", "sql"), ("ORB_DATA_DIR", "/d")]).unwrap().backend,
-            BackendConfig::Sqlite(SqliteLocation::File("/d/orbstore.sqlite3".into()))
+            BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File("/d/orbstore.sqlite3".into())))
         );
     }
 
@@ -607,11 +648,11 @@ mod tests {
         }
         assert_eq!(
             BackendConfig::from_url("sqlite://./x/y.db").unwrap(),
-            BackendConfig::Sqlite(SqliteLocation::File("./x/y.db".into()))
+            BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File("./x/y.db".into())))
         );
         assert_eq!(
             BackendConfig::from_url("sqlite::memory:").unwrap(),
-            BackendConfig::Sqlite(SqliteLocation::Memory)
+            BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::Memory))
         );
         assert_eq!(
             BackendConfig::from_url("file:///var/orb").unwrap(),
@@ -646,7 +687,7 @@ mod tests {
         assert_eq!(m.database, "rl");
         assert_eq!(
             cfg(&[("DB_BACKEND", "sqlite"), ("DB_NAME", "/tmp/z.db")]).unwrap().backend,
-            BackendConfig::Sqlite(SqliteLocation::File("/tmp/z.db".into()))
+            BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File("/tmp/z.db".into())))
         );
         assert_eq!(cfg(&[("DB_BACKEND", "in-memory")]).unwrap().backend, BackendConfig::Memory);
     }
@@ -675,6 +716,10 @@ mod tests {
                 vec!["ORB_FILE_SYNC", "sometimes", "always, never, debounced"],
             ),
             (vec![("ORB_FILE_SYNC", "debounced:0")], vec!["ORB_FILE_SYNC", "debounced:0"]),
+            (
+                vec![("ORB_PERSISTENCE", "sql"), ("ORB_SQLITE_SYNC", "off")],
+                vec!["ORB_SQLITE_SYNC", "\"off\"", "full, normal"],
+            ),
         ] {
             let e = cfg(&vars).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);

@@ -20,7 +20,9 @@ pub use backend::{
     Capabilities, Collection, CollectionRef, CollectionStats, DocumentStream, HealthReport, IndexSpec,
     PersistenceBackend, StorageStats, Transaction, Upserted,
 };
-pub use config::{BackendConfig, Config, FileConfig, FileSync, Origin, Secret};
+pub use config::{
+    BackendConfig, Config, FileConfig, FileSync, Origin, Secret, SqliteConfig, SqliteLocation, SqliteSync,
+};
 pub use document::{id_of, prepare_document, to_document, type_name, Document, ID_FIELD};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use ext::{CollectionExt, TypedExt};

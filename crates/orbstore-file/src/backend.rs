@@ -442,6 +442,9 @@ impl PersistenceBackend for FileBackend {
                 })
                 .collect(),
             warnings: self.inner.warnings.lock().clone(),
+            storage_bytes: Some(
+                state.collections.values().map(|c| c.snapshot_bytes + c.log.bytes_on_disk()).sum::<u64>(),
+            ),
         })
     }
 

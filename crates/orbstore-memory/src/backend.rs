@@ -146,6 +146,7 @@ impl PersistenceBackend for MemoryBackend {
                 })
                 .collect(),
             warnings: Vec::new(),
+            storage_bytes: None,
         })
     }
 

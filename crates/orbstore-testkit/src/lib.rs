@@ -116,6 +116,7 @@ macro_rules! __for_each_case {
             delete_frees_unique_key
             indexes_do_not_change_results
             property_queries_match_reference_evaluator
+            property_array_free_queries_match_reference_evaluator
             property_updates_match_reference
             filter_integer_equals_float
             filter_equality_respects_types

@@ -139,3 +139,25 @@ pub fn update() -> impl Strategy<Value = Update> {
         u
     })
 }
+
+/// Scalars and objects of them nested up to two levels, never an array: on backends that
+/// translate queries only where no array is on the path (SQLite, PostgreSQL), such documents
+/// send every condition through the translation.
+pub fn value_without_arrays() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(2, 8, 3, |inner| {
+        prop::collection::btree_map(prop::sample::select(FIELDS.to_vec()), inner, 0..3)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    })
+}
+
+/// A document of up to three fields without arrays anywhere.
+pub fn document_without_arrays() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map(prop::sample::select(FIELDS.to_vec()), value_without_arrays(), 0..4)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// A flat document: up to three scalar fields (so sorts on them can run in SQL).
+pub fn flat_document() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map(prop::sample::select(FIELDS.to_vec()), scalar(), 0..4)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}

@@ -1,0 +1,395 @@
+//! [`SqliteBackend`]: opening (pragmas, migrations, catalog), reader connections, and the
+//! `PersistenceBackend` implementation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use orbstore_core::{
+    validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport, IndexSpec,
+    PersistenceBackend, Query, Result, SqliteConfig, SqliteLocation, SqliteSync, StorageStats, Transaction,
+};
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::collection::{Exec, SqliteCollection};
+use crate::error::Context;
+use crate::ops::Plan;
+use crate::query::Shapes;
+use crate::transaction::SqliteTransaction;
+use crate::worker::{closed, Worker, Writer};
+
+/// The schema migrations, embedded; `PRAGMA user_version` records how many are applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_catalog.sql")];
+
+/// What the catalog says about one collection.
+#[derive(Debug, Clone, Default)]
+pub struct CollMeta {
+    pub(crate) shapes: Shapes,
+    pub(crate) indexes: Vec<IndexSpec>,
+}
+
+/// The catalog, cached in memory (this process is the only writer; see `Capabilities`).
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    pub collections: BTreeMap<String, CollMeta>,
+}
+
+/// The quoted table name of a collection (names are validated `[a-z][a-z0-9_]*`).
+pub(crate) fn table(name: &str) -> String {
+    format!("\"c_{name}\"")
+}
+
+/// What the backend, its handles and its writer share.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) catalog: Arc<RwLock<Catalog>>,
+    pub(crate) worker: Worker,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<PathBuf>,
+    closed: AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: let the writer finish its queue and stop.
+        self.worker.shutdown();
+    }
+}
+
+impl Shared {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether plain reads have connections of their own (file databases, in WAL mode).
+    pub(crate) fn has_readers(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Runs `f` on a reader connection, off the async runtime.
+    pub(crate) async fn read<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection, &Catalog) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.check_open()?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match me.readers.lock().pop() {
+                Some(c) => c,
+                None => open_reader(me.path.as_deref().unwrap_or(Path::new(":memory:")))?,
+            };
+            let result = f(&conn, &me.catalog.read());
+            if !me.closed.load(Ordering::Acquire) {
+                me.readers.lock().push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::backend("a SQLite reader task failed", e))?
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .ctx(&format!("open {} for reading", path.display()))?;
+    conn.busy_timeout(crate::worker::BUSY_TIMEOUT).ctx("set busy_timeout")?;
+    Ok(conn)
+}
+
+/// The SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteBackend {
+    shared: Arc<Shared>,
+    sync: SqliteSync,
+}
+
+impl SqliteBackend {
+    /// Opens (creating) a database: WAL journal, `synchronous` as configured, a busy timeout,
+    /// foreign keys on, then the embedded migrations. A file that is not an SQLite database, or
+    /// is damaged, is `Corrupt`; a schema newer than this code is `Unsupported`.
+    pub async fn open(config: SqliteConfig) -> Result<SqliteBackend> {
+        let sync = config.synchronous;
+        let (conn, path, catalog) = tokio::task::spawn_blocking(move || open_blocking(&config))
+            .await
+            .map_err(|e| Error::backend("the SQLite open task failed", e))??;
+        let catalog = Arc::new(RwLock::new(catalog));
+        let worker = Worker::spawn(conn, catalog.clone(), path.is_some());
+        let shared = Arc::new(Shared {
+            catalog,
+            worker,
+            readers: Mutex::new(Vec::new()),
+            path,
+            closed: AtomicBool::new(false),
+        });
+        Ok(SqliteBackend { shared, sync })
+    }
+
+    /// How a query on a collection runs: the SQL orbstore generates (values as parameters),
+    /// whether it is exact or needs the evaluator, and SQLite's `EXPLAIN QUERY PLAN` lines.
+    pub async fn explain(&self, collection: &str, query: &Query) -> Result<(Plan, Vec<String>)> {
+        validate_collection_name(collection)?;
+        query.validate()?;
+        self.shared.check_open()?;
+        let (name, q) = (collection.to_owned(), query.clone());
+        self.shared
+            .worker
+            .call(move |w| {
+                let meta = w.catalog.read().collections.get(&name).cloned();
+                crate::ops::explain(&w.conn, &name, meta.as_ref(), &q)
+            })
+            .await
+    }
+
+    /// The database file (`None` for `:memory:`).
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
+    }
+}
+
+fn open_blocking(config: &SqliteConfig) -> Result<(Connection, Option<PathBuf>, Catalog)> {
+    let (conn, path) = match &config.location {
+        SqliteLocation::Memory => (Connection::open_in_memory().ctx("open an in-memory database")?, None),
+        SqliteLocation::File(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io(format!("cannot create the directory {}", parent.display()), e))?;
+            }
+            (Connection::open(path).ctx(&format!("open {}", path.display()))?, Some(path.clone()))
+        }
+    };
+    let what = path.as_ref().map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+    let corrupt = |e: Error| {
+        if e.kind() == orbstore_core::ErrorKind::Corrupt {
+            Error::corrupt(format!("{what} is not a usable SQLite database: {}", e.message()))
+        } else {
+            e
+        }
+    };
+    conn.busy_timeout(crate::worker::BUSY_TIMEOUT).ctx("set busy_timeout")?;
+    if path.is_some() {
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("set WAL").map_err(corrupt)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::unsupported(format!("{what}: SQLite refused the WAL journal (got {mode})")));
+        }
+    }
+    let sync = match config.synchronous {
+        SqliteSync::Full => "FULL",
+        SqliteSync::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))
+        .ctx("set pragmas")?;
+    migrate(&conn, &what).map_err(corrupt)?;
+    let catalog = load_catalog(&conn).map_err(corrupt)?;
+    Ok((conn, path, catalog))
+}
+
+/// Applies the embedded migrations not applied yet, in one transaction that also checks the
+/// version again (another process may have migrated meanwhile).
+fn migrate(conn: &Connection, what: &str) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    conn.execute_batch("BEGIN IMMEDIATE").ctx("begin the migrations")?;
+    let result = (|| {
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("read the schema version")?;
+        if version > known {
+            return Err(Error::unsupported(format!(
+                "{what} has schema version {version}, newer than this orbstore knows ({known}); upgrade orbstore"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(sql).ctx(&format!("apply migration {}", i + 1))?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {known}")).ctx("record the schema version")?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").ctx("commit the migrations"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Reads the catalog tables.
+pub(crate) fn load_catalog(conn: &Connection) -> Result<Catalog> {
+    let mut catalog = Catalog::default();
+    let mut stmt = conn.prepare("SELECT name FROM orbstore_collections").ctx("read the catalog")?;
+    for name in stmt.query_map([], |r| r.get::<_, String>(0)).ctx("read the catalog")? {
+        catalog.collections.entry(name.ctx("read the catalog")?).or_default();
+    }
+    let mut stmt = conn
+        .prepare("SELECT collection, spec FROM orbstore_indexes ORDER BY name")
+        .ctx("read the catalog")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .ctx("read the catalog")?;
+    for row in rows {
+        let (coll, spec) = row.ctx("read the catalog")?;
+        let spec: IndexSpec = serde_json::from_str(&spec)
+            .map_err(|e| Error::corrupt(format!("index spec of {coll:?}: {e}")))?;
+        catalog.collections.entry(coll).or_default().indexes.push(spec);
+    }
+    let mut stmt =
+        conn.prepare("SELECT collection, path, kind FROM orbstore_shapes").ctx("read the catalog")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .ctx("read the catalog")?;
+    for row in rows {
+        let (coll, path, kind) = row.ctx("read the catalog")?;
+        let shapes = &mut catalog.collections.entry(coll).or_default().shapes;
+        if kind == "array" {
+            shapes.arrays.insert(path);
+        } else {
+            shapes.objects.insert(path);
+        }
+    }
+    Ok(catalog)
+}
+
+#[async_trait]
+impl PersistenceBackend for SqliteBackend {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let file = self.shared.path.is_some();
+        Capabilities {
+            transactions: true,
+            // On a file, plain reads use their own WAL connections and never see a transaction's
+            // writes; in `:memory:` everything shares the one connection and waits for it.
+            isolated_transactions: file,
+            unique_indexes: true,
+            durable_flush: file,
+            // The catalog (multikey flags) is cached per process.
+            multi_process: false,
+            persistent: file,
+        }
+    }
+
+    async fn collection(&self, name: &str) -> Result<CollectionRef> {
+        validate_collection_name(name)?;
+        self.shared.check_open()?;
+        let n = name.to_owned();
+        self.shared.worker.call(move |w| crate::ops::ensure_collection(w, &n)).await?;
+        Ok(Arc::new(SqliteCollection::new(name, Exec::Direct(self.shared.clone()))))
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>> {
+        self.shared.check_open()?;
+        Ok(self.shared.catalog.read().collections.keys().cloned().collect())
+    }
+
+    async fn drop_collection(&self, name: &str) -> Result<bool> {
+        validate_collection_name(name)?;
+        self.shared.check_open()?;
+        let n = name.to_owned();
+        self.shared.worker.call(move |w| crate::ops::drop_collection(w, &n)).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        self.shared.check_open()?;
+        Ok(Box::new(SqliteTransaction::begin(self.shared.clone()).await?))
+    }
+
+    async fn health(&self) -> HealthReport {
+        let start = Instant::now();
+        let check = match self.shared.check_open() {
+            Ok(()) => {
+                self.shared
+                    .worker
+                    .call(|w: &mut Writer| {
+                        w.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).ctx("health check")
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        HealthReport {
+            healthy: check.is_ok(),
+            latency: start.elapsed(),
+            message: match check {
+                Ok(_) => format!("SQLite {} answered SELECT 1", rusqlite::version()),
+                Err(e) => e.to_string(),
+            },
+        }
+    }
+
+    async fn stats(&self) -> Result<StorageStats> {
+        self.shared.check_open()?;
+        let names: Vec<String> = self.shared.catalog.read().collections.keys().cloned().collect();
+        let path = self.shared.path.clone();
+        self.shared
+            .worker
+            .call(move |w| {
+                let mut collections = Vec::new();
+                for name in names {
+                    let (documents, bytes): (i64, i64) = w
+                        .conn
+                        .query_row(
+                            &format!(
+                                "SELECT count(*), coalesce(sum(length(id) + length(doc)), 0) FROM {}",
+                                table(&name)
+                            ),
+                            [],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .ctx("collection statistics")?;
+                    let indexes = w.catalog.read().collections.get(&name).map_or(0, |m| m.indexes.len());
+                    collections.push(CollectionStats {
+                        name,
+                        documents: documents as u64,
+                        bytes: Some(bytes as u64),
+                        indexes: indexes as u64,
+                    });
+                }
+                let storage_bytes = path.map(|p| {
+                    let size = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+                    size(p.clone()) + size(PathBuf::from(format!("{}-wal", p.display())))
+                });
+                Ok(StorageStats {
+                    backend: "sqlite".into(),
+                    collections,
+                    warnings: Vec::new(),
+                    storage_bytes,
+                })
+            })
+            .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.shared.check_open()?;
+        let normal = self.sync == SqliteSync::Normal;
+        // With FULL every commit is already durable; the call still waits for queued writes.
+        // With NORMAL the WAL is synced by a checkpoint.
+        self.shared
+            .worker
+            .call(move |w| {
+                if normal && w.file {
+                    w.conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(())).ctx("checkpoint")?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.shared.worker.shutdown();
+        self.shared.readers.lock().clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! [`SqliteCollection`]: the `Collection` implementation, for plain and transactional handles.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use orbstore_core::{
+    prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
+    Result, Update, Upserted,
+};
+use rusqlite::Connection;
+
+use crate::backend::{CollMeta, Shared};
+use crate::ops;
+use crate::transaction::TxShared;
+use crate::worker::Writer;
+
+/// Where a handle's operations run.
+#[derive(Debug, Clone)]
+pub enum Exec {
+    /// Writes on the writer thread, reads on reader connections (or the writer for `:memory:`).
+    Direct(Arc<Shared>),
+    /// Everything inside a transaction's session on the writer thread.
+    Session(Arc<TxShared>),
+}
+
+/// A collection handle of the SQLite backend.
+#[derive(Debug)]
+pub struct SqliteCollection {
+    name: String,
+    exec: Exec,
+}
+
+impl SqliteCollection {
+    pub(crate) fn new(name: &str, exec: Exec) -> Self {
+        SqliteCollection { name: name.to_owned(), exec }
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer, &str) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let name = self.name.clone();
+        match &self.exec {
+            Exec::Direct(shared) => {
+                shared.check_open()?;
+                shared.worker.call(move |w| f(w, &name)).await
+            }
+            Exec::Session(tx) => tx.call(move |w| f(w, &name)).await,
+        }
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &str, Option<&CollMeta>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let name = self.name.clone();
+        match &self.exec {
+            Exec::Direct(shared) if shared.has_readers() => {
+                shared.read(move |conn, catalog| f(conn, &name, catalog.collections.get(&name))).await
+            }
+            _ => {
+                self.write(move |w, name| {
+                    let meta = w.catalog.read().collections.get(name).cloned();
+                    f(&w.conn, name, meta.as_ref())
+                })
+                .await
+            }
+        }
+    }
+}
+
+fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
+    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
+}
+
+#[async_trait]
+impl Collection for SqliteCollection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn insert_one(&self, doc: Document) -> Result<Id> {
+        let prepared = prepare_all(vec![doc])?;
+        let mut ids = self.write(move |w, n| ops::insert_many(w, n, prepared)).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = prepare_all(docs)?;
+        self.write(move |w, n| ops::insert_many(w, n, prepared)).await
+    }
+
+    async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
+        let id = prepare_document(&mut doc)?;
+        self.write(move |w, n| ops::upsert(w, n, id, doc)).await
+    }
+
+    async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
+        validate_id(id)?;
+        let id = id.to_owned();
+        self.read(move |c, n, m| ops::find_by_id(c, n, m, &id)).await
+    }
+
+    async fn find(&self, query: &Query) -> Result<Vec<Document>> {
+        query.validate()?;
+        let q = query.clone();
+        self.read(move |c, n, m| ops::find(c, n, m, &q)).await
+    }
+
+    async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
+        let docs = self.find(query).await?;
+        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+    }
+
+    async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        let (f, u) = (filter.clone(), update.clone());
+        self.write(move |w, n| ops::update(w, n, &f, &u, true)).await
+    }
+
+    async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        let (f, u) = (filter.clone(), update.clone());
+        self.write(move |w, n| ops::update(w, n, &f, &u, false)).await
+    }
+
+    async fn delete_one(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        let f = filter.clone();
+        self.write(move |w, n| ops::delete(w, n, &f, true)).await
+    }
+
+    async fn delete_many(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        let f = filter.clone();
+        self.write(move |w, n| ops::delete(w, n, &f, false)).await
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        let f = filter.clone();
+        self.read(move |c, n, m| ops::count(c, n, m, &f)).await
+    }
+
+    async fn create_index(&self, spec: IndexSpec) -> Result<()> {
+        spec.validate()?;
+        self.write(move |w, n| ops::create_index(w, n, spec)).await
+    }
+
+    async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
+        self.read(|_, _, m| Ok(m.map(|m| m.indexes.clone()).unwrap_or_default())).await
+    }
+}

@@ -1,0 +1,364 @@
+//! Filters and sorts to SQL over the JSON1 functions, exact where the catalog allows it.
+//!
+//! A condition on a path is translated only when no stored document holds an array on that path
+//! or any prefix of it (the multikey flags in `orbstore_shapes`): then `json_type` and
+//! `json_extract` see exactly one value, and the translation below follows
+//! `docs/query-semantics.md` to the letter (type classes checked with `json_type`, so `true` is
+//! never `1`, integers and reals compare numerically, strings by bytes). Anything else
+//! (arrays on the path, object or array operands, keys SQLite's paths cannot spell) is left to
+//! the core evaluator: the SQL then selects a superset and the rows are filtered exactly in Rust.
+//!
+//! Values are always bound parameters. Paths are spliced into the SQL as string literals (an
+//! expression index is only used when the query repeats its expression with the same literal);
+//! they are validated field paths, quoted for JSON and escaped for SQL, and a path with a
+//! character either quoting cannot carry is never spliced.
+
+use std::collections::HashSet;
+
+use orbstore_core::{Condition, Direction, FieldPath, Filter, SortField};
+use rusqlite::types::Value as SqlValue;
+use serde_json::Value;
+
+/// What the catalog knows about a collection's shapes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shapes {
+    /// Paths where some document held an array.
+    pub arrays: HashSet<String>,
+    /// Paths where some document held an object.
+    pub objects: HashSet<String>,
+}
+
+impl Shapes {
+    /// No array at the path or at any prefix of it.
+    pub(crate) fn single_valued(&self, path: &FieldPath) -> bool {
+        let mut prefix = String::new();
+        for seg in path.segments() {
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(seg);
+            if self.arrays.contains(&prefix) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Records the array and object paths of a document; returns the ones that are new.
+    pub(crate) fn learn(&mut self, doc: &serde_json::Map<String, Value>) -> Vec<(String, &'static str)> {
+        let mut new = Vec::new();
+        self.walk(doc, "", &mut new);
+        new
+    }
+
+    fn walk(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        prefix: &str,
+        new: &mut Vec<(String, &'static str)>,
+    ) {
+        for (k, v) in map {
+            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v {
+                Value::Array(_) if !self.arrays.contains(&path) => {
+                    self.arrays.insert(path.clone());
+                    new.push((path, "array"));
+                }
+                Value::Object(inner) => {
+                    if !self.objects.contains(&path) {
+                        self.objects.insert(path.clone());
+                        new.push((path.clone(), "object"));
+                    }
+                    self.walk(inner, &path, new);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// SQL text with its parameters, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn lit(text: &str) -> Sql {
+        Sql { text: text.to_owned(), params: Vec::new() }
+    }
+}
+
+/// The translation of a filter.
+#[derive(Debug, Clone)]
+pub(crate) enum Where {
+    /// Selects exactly the matching documents.
+    Exact(Sql),
+    /// Selects a superset; the rows must be filtered again.
+    Superset(Sql),
+}
+
+impl Where {
+    pub(crate) fn sql(&self) -> &Sql {
+        match self {
+            Where::Exact(s) | Where::Superset(s) => s,
+        }
+    }
+
+    pub(crate) fn is_exact(&self) -> bool {
+        matches!(self, Where::Exact(_))
+    }
+}
+
+/// Translates a (validated) filter.
+pub(crate) fn translate(filter: &Filter, shapes: &Shapes) -> Where {
+    match tr(filter, shapes) {
+        Some(Tr::Exact(s)) => Where::Exact(s),
+        Some(Tr::Superset(s)) => Where::Superset(s),
+        None => Where::Superset(Sql::lit("1")),
+    }
+}
+
+enum Tr {
+    Exact(Sql),
+    Superset(Sql),
+}
+
+/// `None`: nothing useful in SQL (select everything, filter in Rust).
+fn tr(filter: &Filter, shapes: &Shapes) -> Option<Tr> {
+    match filter {
+        Filter::All => Some(Tr::Exact(Sql::lit("1"))),
+        Filter::Field { path, conditions } => {
+            let mut parts = Vec::with_capacity(conditions.len());
+            for c in conditions {
+                parts.push(condition(path, c, shapes)?);
+            }
+            Some(Tr::Exact(join(parts, " AND ")))
+        }
+        Filter::And(fs) => {
+            let mut exact = true;
+            let mut parts = Vec::new();
+            for f in fs {
+                match tr(f, shapes) {
+                    Some(Tr::Exact(s)) => parts.push(s),
+                    Some(Tr::Superset(s)) => {
+                        exact = false;
+                        parts.push(s);
+                    }
+                    None => exact = false,
+                }
+            }
+            let sql = if parts.is_empty() { Sql::lit("1") } else { join(parts, " AND ") };
+            Some(if exact { Tr::Exact(sql) } else { Tr::Superset(sql) })
+        }
+        Filter::Or(fs) => {
+            let mut exact = true;
+            let mut parts = Vec::new();
+            for f in fs {
+                match tr(f, shapes)? {
+                    Tr::Exact(s) => parts.push(s),
+                    Tr::Superset(s) => {
+                        exact = false;
+                        parts.push(s);
+                    }
+                }
+            }
+            let sql = join(parts, " OR ");
+            Some(if exact { Tr::Exact(sql) } else { Tr::Superset(sql) })
+        }
+    }
+}
+
+fn join(parts: Vec<Sql>, sep: &str) -> Sql {
+    let mut out = Sql::default();
+    for (i, p) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.text.push_str(sep);
+        }
+        out.text.push('(');
+        out.text.push_str(&p.text);
+        out.text.push(')');
+        out.params.extend(p.params);
+    }
+    out
+}
+
+/// `$."a"."b"` for a path, or `None` when a segment holds a character SQLite's JSON path
+/// labels cannot carry.
+pub(crate) fn json_path(path: &FieldPath) -> Option<String> {
+    let mut out = String::from("$");
+    for seg in path.segments() {
+        if seg.contains(['"', '\\']) || seg.chars().any(char::is_control) {
+            return None;
+        }
+        out.push_str(".\"");
+        out.push_str(seg);
+        out.push('"');
+    }
+    Some(out)
+}
+
+/// A JSON path as an SQL string literal.
+pub(crate) fn literal(json_path: &str) -> String {
+    format!("'{}'", json_path.replace('\'', "''"))
+}
+
+/// The type and value expressions of a path: `json_type(doc, '$."p"')` and
+/// `json_extract(doc, '$."p"')`, or the `id` column for `_id`.
+pub(crate) fn exprs(path: &FieldPath) -> Option<(String, String)> {
+    if path.as_str() == "_id" {
+        return Some(("'text'".to_owned(), "id".to_owned()));
+    }
+    let lit = literal(&json_path(path)?);
+    Some((format!("json_type(doc, {lit})"), format!("json_extract(doc, {lit})")))
+}
+
+fn number_param(n: &serde_json::Number) -> SqlValue {
+    match n.as_i64() {
+        Some(i) => SqlValue::Integer(i),
+        None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+    }
+}
+
+/// Equality with a scalar: never NULL for `null`, NULL (= no match) for a missing field otherwise.
+fn eq(t: &str, v: &str, operand: &Value) -> Option<Sql> {
+    Some(match operand {
+        Value::Null => Sql::lit(&format!("{t} IS NULL OR {t} = 'null'")),
+        Value::Bool(b) => Sql::lit(&format!("{t} = '{b}'")),
+        Value::Number(n) => {
+            Sql { text: format!("{t} IN ('integer', 'real') AND {v} = ?"), params: vec![number_param(n)] }
+        }
+        Value::String(s) => {
+            Sql { text: format!("{t} = 'text' AND {v} = ?"), params: vec![SqlValue::Text(s.clone())] }
+        }
+        Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+fn range(t: &str, v: &str, op: &str, operand: &Value, inclusive: bool) -> Option<Sql> {
+    Some(match operand {
+        Value::Null if inclusive => eq(t, v, operand)?,
+        Value::Null => Sql::lit("0"),
+        Value::Bool(b) => Sql {
+            text: format!("{t} IN ('true', 'false') AND ({t} = 'true') {op} ?"),
+            params: vec![SqlValue::Integer(i64::from(*b))],
+        },
+        Value::Number(n) => {
+            Sql { text: format!("{t} IN ('integer', 'real') AND {v} {op} ?"), params: vec![number_param(n)] }
+        }
+        Value::String(s) => {
+            Sql { text: format!("{t} = 'text' AND {v} {op} ?"), params: vec![SqlValue::Text(s.clone())] }
+        }
+        Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+/// NOT of a condition whose NULL means "no match".
+fn not(inner: Sql) -> Sql {
+    Sql { text: format!("NOT IFNULL(({}), 0)", inner.text), params: inner.params }
+}
+
+fn any_of(t: &str, v: &str, operands: &[Value]) -> Option<Sql> {
+    if operands.is_empty() {
+        return Some(Sql::lit("0"));
+    }
+    let parts = operands.iter().map(|o| eq(t, v, o)).collect::<Option<Vec<_>>>()?;
+    Some(join(parts, " OR "))
+}
+
+fn condition(path: &FieldPath, c: &Condition, shapes: &Shapes) -> Option<Sql> {
+    if !shapes.single_valued(path) {
+        return None;
+    }
+    let (t, v) = exprs(path)?;
+    match c {
+        Condition::Eq(o) => eq(&t, &v, o),
+        Condition::Ne(o) => eq(&t, &v, o).map(not),
+        Condition::Gt(o) => range(&t, &v, ">", o, false),
+        Condition::Gte(o) => range(&t, &v, ">=", o, true),
+        Condition::Lt(o) => range(&t, &v, "<", o, false),
+        Condition::Lte(o) => range(&t, &v, "<=", o, true),
+        Condition::In(os) => any_of(&t, &v, os),
+        Condition::Nin(os) => any_of(&t, &v, os).map(not),
+        Condition::Exists(true) => Some(Sql::lit(&format!("{t} IS NOT NULL"))),
+        Condition::Exists(false) => Some(Sql::lit(&format!("{t} IS NULL"))),
+        Condition::Not(cs) => {
+            let parts = cs.iter().map(|c| condition(path, c, shapes)).collect::<Option<Vec<_>>>()?;
+            Some(not(join(parts, " AND ")))
+        }
+    }
+}
+
+/// The rank of a value's type class in the sort order (missing and null first).
+const CLASS_RANK: &str = "CASE {t} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
+                          WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'false' THEN 5 WHEN 'true' THEN 5 ELSE 0 END";
+
+/// The type-class expression of a path, as used by unique indexes: NULL for null and missing,
+/// so that those documents are not constrained.
+pub(crate) fn class_expr(t: &str) -> String {
+    format!(
+        "CASE {t} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'object' THEN 3 \
+         WHEN 'array' THEN 4 WHEN 'false' THEN 5 WHEN 'true' THEN 5 END"
+    )
+}
+
+/// `ORDER BY` for sort keys (then `id`), when every key has one value that is not an object or
+/// array in every document; `None` sends the sort to Rust.
+pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes) -> Option<String> {
+    let mut parts = Vec::new();
+    for s in sort {
+        let dir = if s.direction == Direction::Descending { "DESC" } else { "ASC" };
+        if s.path.as_str() == "_id" {
+            parts.push(format!("id {dir}"));
+            continue;
+        }
+        if !shapes.single_valued(&s.path) || shapes.objects.contains(s.path.as_str()) {
+            return None;
+        }
+        let (t, v) = exprs(&s.path)?;
+        parts.push(format!("{} {dir}, {v} {dir}", CLASS_RANK.replace("{t}", &t)));
+    }
+    parts.push("id ASC".to_owned());
+    Some(parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(f: Value, shapes: &Shapes) -> Where {
+        translate(&Filter::from_json(&f).unwrap(), shapes)
+    }
+
+    #[test]
+    fn scalar_conditions_translate_exactly_with_bound_values() {
+        let w = t(json!({"score": {"$gte": 0.5, "$lt": 1}, "user": "u'1"}), &Shapes::default());
+        let Where::Exact(sql) = w else { panic!("{w:?}") };
+        assert!(sql.text.contains("json_extract(doc, '$.\"score\"') >= ?"), "{}", sql.text);
+        assert!(!sql.text.contains("u'1"), "values are never spliced: {}", sql.text);
+        assert_eq!(sql.params, vec![SqlValue::Real(0.5), SqlValue::Integer(1), SqlValue::Text("u'1".into())]);
+    }
+
+    #[test]
+    fn arrays_on_the_path_fall_back_to_the_evaluator() {
+        let mut shapes = Shapes::default();
+        shapes.learn(json!({"tags": ["x"], "p": {"q": [1]}}).as_object().unwrap());
+        assert!(!t(json!({"tags": "x"}), &shapes).is_exact());
+        assert!(!t(json!({"p.q.r": 1}), &shapes).is_exact());
+        assert!(t(json!({"p.z": 1}), &shapes).is_exact());
+        assert!(
+            matches!(t(json!({"$or": [{"tags": "x"}, {"a": 1}]}), &shapes), Where::Superset(s) if s.text == "1")
+        );
+        let w = t(json!({"tags": "x", "a": 1}), &shapes);
+        assert!(matches!(&w, Where::Superset(s) if s.text.contains("\"a\"")), "{w:?}");
+    }
+
+    #[test]
+    fn hostile_paths_are_quoted_or_refused() {
+        assert_eq!(literal(&json_path(&FieldPath::new("it's")).unwrap()), "'$.\"it''s\"'");
+        assert!(json_path(&FieldPath::new("a\"b")).is_none());
+        assert!(!t(json!({"a\"b": 1}), &Shapes::default()).is_exact());
+    }
+}
