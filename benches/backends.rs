@@ -46,6 +46,8 @@ fn backends() -> Vec<MakeStore> {
         }),
         #[cfg(feature = "file")]
         ("file_always", || Box::pin(open_file())),
+        #[cfg(feature = "sqlite")]
+        ("sqlite_full", || Box::pin(open_sqlite())),
     ]
 }
 
@@ -56,6 +58,19 @@ async fn open_file() -> Store {
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let config = orbstore::FileConfig { sync: orbstore::FileSync::Always, ..orbstore::FileConfig::new(dir) };
     std::sync::Arc::new(orbstore::backends::FileBackend::open(config).await.expect("open the file backend"))
+}
+
+/// SQLite (`synchronous = FULL`) in a fresh temporary directory, with an index on `score` so the
+/// range query can use it.
+#[cfg(feature = "sqlite")]
+async fn open_sqlite() -> Store {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let config = orbstore::SqliteConfig::new(orbstore::SqliteLocation::File(dir.join("bench.sqlite3")));
+    let store: Store =
+        std::sync::Arc::new(orbstore::backends::SqliteBackend::open(config).await.expect("open SQLite"));
+    let c = store.collection("bench").await.expect("collection");
+    c.create_index(orbstore::IndexSpec::new(["score"])).await.expect("index");
+    store
 }
 
 fn raw_map(docs: &[Document]) -> HashMap<String, Document> {

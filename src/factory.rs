@@ -11,7 +11,7 @@ pub type Store = Arc<dyn PersistenceBackend>;
 pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Backends that exist in this version of orbstore (the others are planned; see the README).
-const BUILT: &[&str] = &["memory", "file"];
+const BUILT: &[&str] = &["memory", "file", "sqlite"];
 
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
 /// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
@@ -31,6 +31,8 @@ pub async fn open(config: Config) -> Result<Store> {
         BackendConfig::Memory => Ok(Arc::new(orbstore_memory::MemoryBackend::new())),
         #[cfg(feature = "file")]
         BackendConfig::File(file) => Ok(Arc::new(orbstore_file::FileBackend::open(file).await?)),
+        #[cfg(feature = "sqlite")]
+        BackendConfig::Sqlite(sqlite) => Ok(Arc::new(orbstore_sqlite::SqliteBackend::open(sqlite).await?)),
         // check_available refused every other kind above.
         _ => Err(not_built(kind, &config)),
     }
@@ -102,9 +104,9 @@ mod tests {
 
     #[test]
     fn not_built_differs_from_compiled_out() {
-        let c = cfg(&[("ORB_PERSISTENCE", "sql")]);
-        let m = check_available("sqlite", true, &c).unwrap_err().to_string();
-        assert!(m.contains("not built yet") && m.contains("ORB_PERSISTENCE"), "{m}");
+        let c = cfg(&[("DB_BACKEND", "postgresql")]);
+        let m = check_available("postgres", true, &c).unwrap_err().to_string();
+        assert!(m.contains("not built yet") && m.contains("DB_BACKEND"), "{m}");
         assert!(!m.contains("cargo feature"), "{m}");
     }
 
@@ -138,14 +140,32 @@ mod tests {
         assert_eq!(store.kind(), "memory");
     }
 
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_opens_from_every_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.sqlite3");
+        for vars in [
+            vec![("DATABASE_URL", "sqlite::memory:")],
+            vec![("DATABASE_URL", &format!("sqlite://{}", db.display()) as &str)],
+            vec![("DB_BACKEND", "sqlite"), ("DB_NAME", db.to_str().unwrap())],
+            vec![("ORB_PERSISTENCE", "sql"), ("ORB_SQLITE_PATH", db.to_str().unwrap())],
+        ] {
+            let store = open(cfg(&vars)).await.unwrap();
+            assert_eq!(store.kind(), "sqlite");
+            assert!(store.health().await.healthy);
+            store.close().await.unwrap();
+        }
+        assert!(db.exists());
+    }
+
     #[tokio::test]
     async fn every_unbuilt_backend_is_a_clear_error_not_a_panic() {
         for vars in [
             vec![("DATABASE_URL", "postgres://postgres@127.0.0.1/test")],
             vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")],
-            vec![("DATABASE_URL", "sqlite::memory:")],
-            vec![("DB_BACKEND", "sqlite")],
-            vec![("ORB_PERSISTENCE", "sql")],
+            vec![("DB_BACKEND", "postgresql")],
+            vec![("DB_BACKEND", "mongodb")],
         ] {
             let e = open(cfg(&vars)).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{vars:?}");

@@ -12,4 +12,6 @@ pub mod backends {
     pub use orbstore_file::FileBackend;
     #[cfg(feature = "memory")]
     pub use orbstore_memory::MemoryBackend;
+    #[cfg(feature = "sqlite")]
+    pub use orbstore_sqlite::SqliteBackend;
 }

@@ -100,10 +100,19 @@ pub struct IndexSpec {
 }
 
 impl IndexSpec {
-    /// An index over `fields`, named after them.
+    /// An index over `fields`, named after them (`a_1_b.c_1`; characters a name cannot hold
+    /// become `_`, and the name is cut at 63 bytes).
     pub fn new<S: Into<String>>(fields: impl IntoIterator<Item = S>) -> IndexSpec {
         let fields: Vec<String> = fields.into_iter().map(Into::into).collect();
-        let name = fields.iter().map(|f| format!("{f}_1")).collect::<Vec<_>>().join("_");
+        let name: String = fields
+            .iter()
+            .map(|f| format!("{f}_1"))
+            .collect::<Vec<_>>()
+            .join("_")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+            .take(63)
+            .collect();
         IndexSpec { name, fields, unique: false }
     }
 
