@@ -10,10 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -22,32 +19,12 @@ use rand::Rng;
 
 /// Runs the writer on `dir` from `first`, kills it after `run`, returns the acknowledged ids.
 fn run_and_kill(dir: &Path, mode: &str, first: u64, run: Duration) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbstore-file-crash-writer"))
-        .args([dir.to_str().unwrap(), mode, &first.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the writer");
-    let stdout = child.stdout.take().unwrap();
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let reader = {
-        let acked = acked.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(id) => acked.lock().unwrap().push(id),
-                    Err(_) => break,
-                }
-            }
-        })
-    };
-    std::thread::sleep(run);
-    child.kill().expect("SIGKILL the writer"); // Child::kill sends SIGKILL on Unix
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the writer must die by the kill, not exit: {status:?}");
-    reader.join().unwrap();
-    let acked = acked.lock().unwrap().clone();
-    acked
+    let first = first.to_string();
+    orbstore_testkit::crash::run_and_kill(
+        env!("CARGO_BIN_EXE_orbstore-file-crash-writer"),
+        &[dir.to_str().unwrap(), mode, &first],
+        run,
+    )
 }
 
 /// The highest number stored, so the next run continues after it.

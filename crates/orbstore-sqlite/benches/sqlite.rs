@@ -41,6 +41,15 @@ fn documents(n: usize) -> Vec<Document> {
         .collect()
 }
 
+/// Runs the raw range query on `conn` and parses the rows into documents.
+fn raw_range_parsed(conn: &Connection, sql: &str) -> Vec<Document> {
+    let mut stmt = conn.prepare_cached(sql).expect("prepare");
+    stmt.query_map(params![0.25, 0.35], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| serde_json::from_str(&r.expect("row")).expect("json"))
+        .collect()
+}
+
 fn raw_conn(path: &Path) -> Connection {
     let conn = Connection::open(path).expect("open");
     conn.execute_batch(
@@ -145,31 +154,11 @@ fn range_query(c: &mut Criterion, rt: &Runtime) {
             black_box(rows)
         })
     });
-    g.bench_function("raw_rusqlite_parsed", |b| {
-        b.iter(|| {
-            let mut stmt = raw.prepare_cached(raw_sql).expect("prepare");
-            let rows: Vec<Document> = stmt
-                .query_map(params![0.25, 0.35], |r| r.get::<_, String>(0))
-                .expect("query")
-                .map(|r| serde_json::from_str(&r.expect("row")).expect("json"))
-                .collect();
-            black_box(rows)
-        })
-    });
+    g.bench_function("raw_rusqlite_parsed", |b| b.iter(|| black_box(raw_range_parsed(&raw, raw_sql))));
     // The same with the memory-mapped reads and page cache orbstore's connections use.
     let tuned = Connection::open(&raw_path).expect("open");
     tuned.execute_batch("PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;").expect("pragmas");
-    g.bench_function("raw_rusqlite_parsed_mmap", |b| {
-        b.iter(|| {
-            let mut stmt = tuned.prepare_cached(raw_sql).expect("prepare");
-            let rows: Vec<Document> = stmt
-                .query_map(params![0.25, 0.35], |r| r.get::<_, String>(0))
-                .expect("query")
-                .map(|r| serde_json::from_str(&r.expect("row")).expect("json"))
-                .collect();
-            black_box(rows)
-        })
-    });
+    g.bench_function("raw_rusqlite_parsed_mmap", |b| b.iter(|| black_box(raw_range_parsed(&tuned, raw_sql))));
     g.bench_function("orbstore_sqlite", |b| {
         b.to_async(rt).iter(|| async { black_box(coll.find(&q).await.expect("find")) })
     });

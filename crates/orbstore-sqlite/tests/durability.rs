@@ -4,10 +4,7 @@
 //! writes in `synchronous = FULL` mode and is killed with SIGKILL at random moments; every
 //! acknowledged id must be there after reopen.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orbstore_core::{
@@ -24,28 +21,12 @@ async fn open(path: &Path) -> SqliteBackend {
 }
 
 fn run_and_kill(db: &Path, first: u64, run: Duration) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orbstore-sqlite-crash-writer"))
-        .args([db.to_str().unwrap(), &first.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the writer");
-    let stdout = child.stdout.take().unwrap();
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let reader = {
-        let acked = acked.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                acked.lock().unwrap().push(line);
-            }
-        })
-    };
-    std::thread::sleep(run);
-    child.kill().expect("SIGKILL");
-    assert!(!child.wait().unwrap().success());
-    reader.join().unwrap();
-    let acked = acked.lock().unwrap().clone();
-    acked
+    let first = first.to_string();
+    orbstore_testkit::crash::run_and_kill(
+        env!("CARGO_BIN_EXE_orbstore-sqlite-crash-writer"),
+        &[db.to_str().unwrap(), &first],
+        run,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod crash;
 pub mod strategies;
 pub mod suite;
 mod support;
