@@ -51,6 +51,8 @@ pub struct Shared {
     readers: Mutex<Vec<Connection>>,
     path: Option<PathBuf>,
     closed: AtomicBool,
+    /// Held while open: the catalog cache is only right with one writing process.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Drop for Shared {
@@ -129,7 +131,7 @@ impl SqliteBackend {
     /// is damaged, is `Corrupt`; a schema newer than this code is `Unsupported`.
     pub async fn open(config: SqliteConfig) -> Result<SqliteBackend> {
         let sync = config.synchronous;
-        let (conn, path, catalog) = tokio::task::spawn_blocking(move || open_blocking(&config))
+        let (conn, path, catalog, lock) = tokio::task::spawn_blocking(move || open_blocking(&config))
             .await
             .map_err(|e| Error::backend("the SQLite open task failed", e))??;
         let catalog = Arc::new(RwLock::new(catalog));
@@ -140,6 +142,7 @@ impl SqliteBackend {
             readers: Mutex::new(Vec::new()),
             path,
             closed: AtomicBool::new(false),
+            lock: Mutex::new(lock),
         });
         Ok(SqliteBackend { shared, sync })
     }
@@ -166,15 +169,51 @@ impl SqliteBackend {
     }
 }
 
-fn open_blocking(config: &SqliteConfig) -> Result<(Connection, Option<PathBuf>, Catalog)> {
-    let (conn, path) = match &config.location {
-        SqliteLocation::Memory => (Connection::open_in_memory().ctx("open an in-memory database")?, None),
+/// Takes `<db>.orbstore-lock` with an OS lock (released when the process dies), so that a second
+/// process gets a clear error instead of a stale catalog cache.
+fn lock_database(path: &Path) -> Result<std::fs::File> {
+    let lock_path = PathBuf::from(format!("{}.orbstore-lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("cannot open the lock file {}", lock_path.display()), e))?;
+    // Retry briefly: a child forked by another thread holds inherited locks until it execs.
+    let deadline = Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::unavailable(format!(
+                "{} is open in another orbstore process; one process may use an SQLite database at a time",
+                path.display()
+            )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("cannot lock {}", lock_path.display()), e))
+            }
+        }
+    }
+}
+
+type Opened = (Connection, Option<PathBuf>, Catalog, Option<std::fs::File>);
+
+fn open_blocking(config: &SqliteConfig) -> Result<Opened> {
+    let (conn, path, lock) = match &config.location {
+        SqliteLocation::Memory => {
+            (Connection::open_in_memory().ctx("open an in-memory database")?, None, None)
+        }
         SqliteLocation::File(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| Error::io(format!("cannot create the directory {}", parent.display()), e))?;
             }
-            (Connection::open(path).ctx(&format!("open {}", path.display()))?, Some(path.clone()))
+            let lock = lock_database(path)?;
+            (Connection::open(path).ctx(&format!("open {}", path.display()))?, Some(path.clone()), Some(lock))
         }
     };
     let what = path.as_ref().map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
@@ -201,7 +240,7 @@ fn open_blocking(config: &SqliteConfig) -> Result<(Connection, Option<PathBuf>, 
         .ctx("set pragmas")?;
     migrate(&conn, &what).map_err(corrupt)?;
     let catalog = load_catalog(&conn).map_err(corrupt)?;
-    Ok((conn, path, catalog))
+    Ok((conn, path, catalog, lock))
 }
 
 /// Applies the embedded migrations not applied yet, in one transaction that also checks the
@@ -401,6 +440,7 @@ impl PersistenceBackend for SqliteBackend {
         }
         self.shared.worker.shutdown();
         self.shared.readers.lock().clear();
+        self.shared.lock.lock().take();
         Ok(())
     }
 }

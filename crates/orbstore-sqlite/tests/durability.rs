@@ -181,3 +181,15 @@ async fn hostile_names_paths_and_values_change_nothing_else() {
     after.retain(|(_, name)| name != "ix_t__it_s_1");
     assert_eq!(after, before, "only the one index was added");
 }
+
+#[tokio::test]
+async fn a_second_opener_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let first = open(&path).await;
+    let e = SqliteBackend::open(SqliteConfig::new(SqliteLocation::File(path.clone()))).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(e.to_string().contains("db.sqlite3"), "{e}");
+    first.close().await.unwrap();
+    open(&path).await.close().await.unwrap();
+}
