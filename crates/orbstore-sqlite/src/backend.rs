@@ -355,7 +355,14 @@ impl PersistenceBackend for SqliteBackend {
 
     async fn health(&self) -> HealthReport {
         let start = Instant::now();
+        // A real query; on a file it runs on a reader, so an open transaction does not delay it.
         let check = match self.shared.check_open() {
+            Err(e) => Err(e),
+            Ok(()) if self.shared.has_readers() => {
+                self.shared
+                    .read(|c, _| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).ctx("health check"))
+                    .await
+            }
             Ok(()) => {
                 self.shared
                     .worker
@@ -364,7 +371,6 @@ impl PersistenceBackend for SqliteBackend {
                     })
                     .await
             }
-            Err(e) => Err(e),
         };
         HealthReport {
             healthy: check.is_ok(),
