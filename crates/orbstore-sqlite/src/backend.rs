@@ -331,8 +331,11 @@ impl PersistenceBackend for SqliteBackend {
     async fn collection(&self, name: &str) -> Result<CollectionRef> {
         validate_collection_name(name)?;
         self.shared.check_open()?;
-        let n = name.to_owned();
-        self.shared.worker.call(move |w| crate::ops::ensure_collection(w, &n)).await?;
+        // An existing collection needs no trip to the writer (which a transaction may hold).
+        if !self.shared.catalog.read().collections.contains_key(name) {
+            let n = name.to_owned();
+            self.shared.worker.call(move |w| crate::ops::ensure_collection(w, &n)).await?;
+        }
         Ok(Arc::new(SqliteCollection::new(name, Exec::Direct(self.shared.clone()))))
     }
 
