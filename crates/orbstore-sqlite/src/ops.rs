@@ -313,10 +313,9 @@ pub(crate) fn create_index(w: &mut Writer, name: &str, spec: IndexSpec) -> Resul
             )));
         }
         let (t, v) = exprs(&path).ok_or_else(|| Error::unsupported(format!("cannot index {f:?}")))?;
-        // Unique indexes also hold the type class, to keep `true` and `1` apart.
-        if spec.unique {
-            cols.push(class_expr(&t));
-        }
+        // (type class, value): the class column answers the type guard of translated conditions,
+        // and keeps `true` and `1` apart in unique indexes.
+        cols.push(class_expr(&t));
         cols.push(v);
     }
     let sql = format!(
