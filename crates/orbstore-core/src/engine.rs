@@ -530,6 +530,44 @@ impl Workspace {
     }
 }
 
+/// A transaction's workspace while it is open: what a transaction and its collection handles
+/// share. Once finished (committed, rolled back or dropped), every use is `InvalidInput`.
+#[derive(Debug)]
+pub struct OpenWorkspace(std::sync::Mutex<Option<Workspace>>);
+
+impl Default for OpenWorkspace {
+    fn default() -> Self {
+        OpenWorkspace(std::sync::Mutex::new(Some(Workspace::default())))
+    }
+}
+
+impl OpenWorkspace {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Workspace>> {
+        // The guarded data is a plain map that a panic cannot leave half-updated.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the transaction's copy of `name` (see [`Workspace::with`]).
+    pub fn with<R>(
+        &self,
+        name: &str,
+        current: impl FnOnce() -> (Option<u64>, CollectionEngine),
+        f: impl FnOnce(&mut CollectionEngine) -> Result<R>,
+    ) -> Result<R> {
+        self.lock().as_mut().ok_or_else(finished_transaction)?.with(name, current, f)
+    }
+
+    /// Ends the transaction and hands over its copies, for a commit.
+    pub fn finish(&self) -> Result<Workspace> {
+        self.lock().take().ok_or_else(finished_transaction)
+    }
+
+    /// Ends the transaction, discarding its copies (rollback; a no-op when already finished).
+    pub fn discard(&self) {
+        self.lock().take();
+    }
+}
+
 /// The error of every operation on a finished transaction.
 pub fn finished_transaction() -> Error {
     Error::invalid("the transaction is finished (committed or rolled back)")

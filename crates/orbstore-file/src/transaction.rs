@@ -5,19 +5,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orbstore_core::engine::{finished_transaction, overtaken, CollectionEngine, Workspace};
+use orbstore_core::engine::{overtaken, CollectionEngine, OpenWorkspace, Workspace};
 use orbstore_core::{validate_collection_name, CollectionRef, Error, FileSync, Result, Transaction};
-use parking_lot::Mutex;
 
 use crate::backend::Inner;
 use crate::collection::{FileCollection, FileHost};
 use crate::log::encode_changes;
 
-/// What a transaction and its handles share. `None` once committed or rolled back.
+/// What a transaction and its handles share.
 #[derive(Debug)]
 pub struct TxShared {
     inner: Arc<Inner>,
-    work: Mutex<Option<Workspace>>,
+    work: OpenWorkspace,
 }
 
 impl TxShared {
@@ -27,8 +26,6 @@ impl TxShared {
         f: impl FnOnce(&mut CollectionEngine) -> Result<R>,
     ) -> Result<R> {
         self.inner.check_usable()?;
-        let mut guard = self.work.lock();
-        let work = guard.as_mut().ok_or_else(finished_transaction)?;
         let current = || {
             let state = self.inner.state.read();
             match state.collections.get(name) {
@@ -36,7 +33,7 @@ impl TxShared {
                 None => (None, CollectionEngine::default()),
             }
         };
-        work.with(name, current, f)
+        self.work.with(name, current, f)
     }
 }
 
@@ -48,13 +45,13 @@ pub struct FileTransaction {
 
 impl FileTransaction {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        FileTransaction { shared: Arc::new(TxShared { inner, work: Mutex::new(Some(Workspace::default())) }) }
+        FileTransaction { shared: Arc::new(TxShared { inner, work: OpenWorkspace::default() }) }
     }
 }
 
 impl Drop for FileTransaction {
     fn drop(&mut self) {
-        self.shared.work.lock().take();
+        self.shared.work.discard();
     }
 }
 
@@ -101,7 +98,7 @@ impl Transaction for FileTransaction {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         self.shared.inner.check_usable()?;
-        let work = self.shared.work.lock().take().ok_or_else(finished_transaction)?;
+        let work = self.shared.work.finish()?;
         let inner = self.shared.inner.clone();
         tokio::task::spawn_blocking(move || commit_blocking(&inner, work))
             .await
@@ -109,7 +106,7 @@ impl Transaction for FileTransaction {
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
-        self.shared.work.lock().take();
+        self.shared.work.discard();
         Ok(())
     }
 }

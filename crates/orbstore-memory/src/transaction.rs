@@ -3,18 +3,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orbstore_core::engine::{finished_transaction, overtaken, CollectionEngine, Workspace};
+use orbstore_core::engine::{overtaken, CollectionEngine, OpenWorkspace};
 use orbstore_core::{validate_collection_name, CollectionRef, Result, Transaction};
-use parking_lot::Mutex;
 
 use crate::backend::Shared;
 use crate::collection::{MemoryCollection, MemoryHost};
 
-/// What a transaction and its handles share. `None` once committed or rolled back.
+/// What a transaction and its handles share.
 #[derive(Debug)]
 pub struct TxShared {
     shared: Arc<Shared>,
-    work: Mutex<Option<Workspace>>,
+    work: OpenWorkspace,
 }
 
 impl TxShared {
@@ -25,8 +24,6 @@ impl TxShared {
         f: impl FnOnce(&mut CollectionEngine) -> Result<R>,
     ) -> Result<R> {
         self.shared.check_open()?;
-        let mut guard = self.work.lock();
-        let work = guard.as_mut().ok_or_else(finished_transaction)?;
         let current = || {
             let state = self.shared.state.read();
             match state.collections.get(name) {
@@ -34,7 +31,7 @@ impl TxShared {
                 None => (None, CollectionEngine::default()),
             }
         };
-        work.with(name, current, f)
+        self.work.with(name, current, f)
     }
 }
 
@@ -46,16 +43,14 @@ pub struct MemoryTransaction {
 
 impl MemoryTransaction {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        MemoryTransaction {
-            inner: Arc::new(TxShared { shared, work: Mutex::new(Some(Workspace::default())) }),
-        }
+        MemoryTransaction { inner: Arc::new(TxShared { shared, work: OpenWorkspace::default() }) }
     }
 }
 
 impl Drop for MemoryTransaction {
     fn drop(&mut self) {
         // Rollback on drop: discard the copies (a no-op after commit or rollback).
-        self.inner.work.lock().take();
+        self.inner.work.discard();
     }
 }
 
@@ -70,7 +65,7 @@ impl Transaction for MemoryTransaction {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         self.inner.shared.check_open()?;
-        let work = self.inner.work.lock().take().ok_or_else(finished_transaction)?;
+        let work = self.inner.work.finish()?;
         let mut state = self.inner.shared.state.write();
         if let Some(name) = work.conflict(|n| state.collections.get(n).map(|c| c.version)) {
             return Err(overtaken(name));
@@ -85,7 +80,7 @@ impl Transaction for MemoryTransaction {
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
-        self.inner.work.lock().take();
+        self.inner.work.discard();
         Ok(())
     }
 }

@@ -61,8 +61,8 @@ impl SqliteCollection {
             }
             _ => {
                 self.write(move |w, name| {
-                    let meta = w.catalog.read().collections.get(name).cloned();
-                    f(&w.conn, name, meta.as_ref())
+                    let catalog = w.catalog.read();
+                    f(&w.conn, name, catalog.collections.get(name))
                 })
                 .await
             }
