@@ -13,6 +13,7 @@ mod name;
 pub mod order;
 mod path;
 mod query;
+pub mod shapes;
 mod typed;
 mod update;
 

@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::collection::{Exec, SqliteCollection};
 use crate::error::Context;
 use crate::ops::Plan;
-use crate::query::Shapes;
 use crate::transaction::SqliteTransaction;
 use crate::worker::{closed, Worker, Writer};
+use orbstore_core::shapes::Shapes;
 
 /// The schema migrations, embedded; `PRAGMA user_version` records how many are applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_catalog.sql")];

@@ -7,8 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::{table, Catalog, CollMeta};
 use crate::error::Context;
-use crate::query::{class_expr, exprs, json_path, order_by, translate, Shapes, Where};
+use crate::query::{class_expr, exprs, json_path, order_by, translate, Where};
 use crate::worker::Writer;
+use orbstore_core::shapes::Shapes;
 use parking_lot::RwLock;
 
 fn parse(id_hint: &str, text: &str) -> Result<Document> {

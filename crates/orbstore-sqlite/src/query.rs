@@ -15,71 +15,10 @@
 
 use std::collections::HashSet;
 
+use orbstore_core::shapes::Shapes;
 use orbstore_core::{Condition, Direction, FieldPath, Filter, SortField};
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
-
-/// What the catalog knows about a collection's shapes.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Shapes {
-    /// Paths where some document held an array.
-    pub arrays: HashSet<String>,
-    /// Paths where some document held an object.
-    pub objects: HashSet<String>,
-}
-
-impl Shapes {
-    /// No array at the path or at any prefix of it.
-    pub(crate) fn single_valued(&self, path: &FieldPath) -> bool {
-        let mut prefix = String::new();
-        for seg in path.segments() {
-            if !prefix.is_empty() {
-                prefix.push('.');
-            }
-            prefix.push_str(seg);
-            if self.arrays.contains(&prefix) {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// Records the array and object paths of a document; returns the ones that are new.
-    pub(crate) fn learn(&mut self, doc: &serde_json::Map<String, Value>) -> Vec<(String, &'static str)> {
-        let mut new = Vec::new();
-        self.walk(doc, "", &mut new);
-        new
-    }
-
-    fn walk(
-        &mut self,
-        map: &serde_json::Map<String, Value>,
-        prefix: &str,
-        new: &mut Vec<(String, &'static str)>,
-    ) {
-        let join = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
-        for (k, v) in map {
-            match v {
-                Value::Array(_) => {
-                    let path = join(k);
-                    if !self.arrays.contains(&path) {
-                        self.arrays.insert(path.clone());
-                        new.push((path, "array"));
-                    }
-                }
-                Value::Object(inner) => {
-                    let path = join(k);
-                    if !self.objects.contains(&path) {
-                        self.objects.insert(path.clone());
-                        new.push((path.clone(), "object"));
-                    }
-                    self.walk(inner, &path, new);
-                }
-                _ => {}
-            }
-        }
-    }
-}
 
 /// SQL text with its parameters, in order.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,420 @@
+//! [`PostgresBackend`]: connecting (pool, TLS, timeouts), migrations, the catalog cache, and the
+//! `PersistenceBackend` implementation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use orbstore_core::config::PostgresConfig;
+use orbstore_core::shapes::Shapes;
+use orbstore_core::{
+    validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport,
+    PersistenceBackend, Result, StorageStats, Transaction,
+};
+use parking_lot::RwLock;
+use tokio_postgres::config::SslMode;
+
+use crate::collection::{Exec, PgCollection};
+use crate::error::{self, Context};
+use crate::transaction::PgTransaction;
+
+/// The schema migrations, embedded; `_migrations` records which are applied.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql"))];
+
+/// How long opening a connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one statement may run before the server cancels it (`statement_timeout`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an operation waits for a free pooled connection.
+pub const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A pooled connection.
+pub(crate) type Client = ClientWrapper;
+
+/// What the backend and its handles share.
+pub struct Shared {
+    pool: Pool,
+    /// The schema's quoted identifier.
+    pub(crate) schema: String,
+    /// The schema's name.
+    schema_name: String,
+    /// Multikey flags per collection, as last read or written by this process. Only a cache:
+    /// every query that relies on it checks it in the same statement (see `ops`).
+    shapes: RwLock<HashMap<String, Shapes>>,
+    /// Collections this process knows to exist (a write that finds one gone re-creates it).
+    pub(crate) known: RwLock<std::collections::HashSet<String>>,
+    closed: AtomicBool,
+    /// `host:port/database`, for messages (never the password).
+    pub(crate) target: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("target", &self.target).field("schema", &self.schema_name).finish()
+    }
+}
+
+/// The error for operations after `close()`.
+pub(crate) fn closed() -> Error {
+    Error::invalid("the PostgreSQL backend was closed")
+}
+
+impl Shared {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<Object> {
+        self.check_open()?;
+        self.pool.get().await.map_err(error::pool)
+    }
+
+    /// The quoted, schema-qualified table of a collection (names are validated `[a-z][a-z0-9_]*`).
+    pub(crate) fn table(&self, name: &str) -> String {
+        format!("{}.\"{name}\"", self.schema)
+    }
+
+    /// A catalog table of the schema.
+    pub(crate) fn catalog(&self, table: &str) -> String {
+        format!("{}.{table}", self.schema)
+    }
+
+    /// The cached multikey flags of a collection, read from the catalog on first use.
+    pub(crate) async fn shapes(&self, c: &Client, name: &str) -> Result<Shapes> {
+        if let Some(s) = self.shapes.read().get(name) {
+            return Ok(s.clone());
+        }
+        self.reload_shapes(c, name).await
+    }
+
+    /// Reads a collection's multikey flags from the catalog.
+    pub(crate) async fn reload_shapes(&self, c: &Client, name: &str) -> Result<Shapes> {
+        let sql = format!("SELECT path, kind FROM {} WHERE collection = $1", self.catalog("_shapes"));
+        let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+        let rows = c.query(&stmt, &[&name]).await.ctx("read the multikey flags")?;
+        let mut shapes = Shapes::default();
+        for r in rows {
+            let (path, kind): (String, String) = (r.get(0), r.get(1));
+            if kind == "array" {
+                shapes.arrays.insert(path);
+            } else {
+                shapes.objects.insert(path);
+            }
+        }
+        self.shapes.write().insert(name.to_owned(), shapes.clone());
+        Ok(shapes)
+    }
+
+    /// Adds paths this process wrote to the cache.
+    pub(crate) fn learn(&self, name: &str, paths: &[(String, &'static str)]) {
+        if paths.is_empty() {
+            return;
+        }
+        let mut all = self.shapes.write();
+        let Some(s) = all.get_mut(name) else { return };
+        for (path, kind) in paths {
+            if *kind == "array" {
+                s.arrays.insert(path.clone());
+            } else {
+                s.objects.insert(path.clone());
+            }
+        }
+    }
+
+    /// Forgets what is cached about a collection.
+    pub(crate) fn forget(&self, name: &str) {
+        self.shapes.write().remove(name);
+        self.known.write().remove(name);
+    }
+}
+
+/// The PostgreSQL backend: one table per collection in a schema of its own, shared safely by
+/// many processes.
+#[derive(Debug, Clone)]
+pub struct PostgresBackend {
+    shared: Arc<Shared>,
+}
+
+/// Checks a schema name: `[a-z_][a-z0-9_]*`, at most 63 bytes (it is quoted anyway; the rule
+/// keeps it one obvious identifier).
+fn validate_schema(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid PostgreSQL schema name {schema:?}: 1 to 63 characters from [a-z0-9_], not starting with a digit"
+        )))
+    }
+}
+
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+impl PostgresBackend {
+    /// Connects, creates the schema if needed and applies the migrations it lacks (under an
+    /// advisory lock, so processes opening at once apply each exactly once).
+    ///
+    /// A server that does not answer is a retryable `Unavailable` within [`CONNECT_TIMEOUT`].
+    pub async fn open(config: PostgresConfig) -> Result<PostgresBackend> {
+        validate_schema(&config.schema)?;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&config.host)
+            .port(config.port)
+            .dbname(&config.database)
+            .user(&config.user)
+            .application_name("orbstore")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .options(format!(
+                // search_path: the schema's functions (`_orb_strkey`) resolve by name, in
+                // queries and index expressions alike.
+                "-c statement_timeout={} -c search_path={}",
+                STATEMENT_TIMEOUT.as_millis(),
+                config.schema
+            ));
+        if let Some(p) = &config.password {
+            pg.password(p.expose());
+        }
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if config.ssl {
+            pg.ssl_mode(SslMode::Require);
+            Manager::from_config(pg, tls_connector(), manager_config)
+        } else {
+            pg.ssl_mode(SslMode::Disable);
+            Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+        };
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| Error::invalid(format!("PostgreSQL pool configuration: {e}")))?;
+        let target = format!("{}:{}/{}", config.host, config.port, config.database);
+        let shared = Arc::new(Shared {
+            pool,
+            schema: format!("\"{}\"", config.schema),
+            schema_name: config.schema.clone(),
+            shapes: RwLock::new(HashMap::new()),
+            known: RwLock::new(Default::default()),
+            closed: AtomicBool::new(false),
+            target: target.clone(),
+        });
+        let mut client = shared.client().await.map_err(|e| {
+            Error::new(e.kind(), format!("cannot connect to PostgreSQL at {target}: {}", e.message()))
+                .with_source(e)
+        })?;
+        migrate(&mut client, &config.schema).await?;
+        tracing::debug!(target = %target, schema = %config.schema, "opened the PostgreSQL backend");
+        Ok(PostgresBackend { shared })
+    }
+
+    /// The schema holding this backend's tables.
+    pub fn schema(&self) -> &str {
+        &self.shared.schema_name
+    }
+
+    /// A pooled connection, for tests and tools that look at the tables directly.
+    pub async fn raw_client(&self) -> Result<Object> {
+        self.shared.client().await
+    }
+
+    /// The plan of a query and PostgreSQL's `EXPLAIN` of it.
+    pub async fn explain(
+        &self,
+        collection: &str,
+        query: &orbstore_core::Query,
+    ) -> Result<(crate::Plan, Vec<String>)> {
+        validate_collection_name(collection)?;
+        query.validate()?;
+        let client = self.shared.client().await?;
+        crate::ops::explain(&client, &self.shared, collection, query).await
+    }
+}
+
+/// Creates the schema and applies missing migrations in one transaction under an advisory lock.
+async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
+    let tx = client.transaction().await.ctx("begin the migration")?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("orbstore-migrate:{schema}")])
+        .await
+        .ctx("take the migration lock")?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         SET LOCAL search_path TO \"{schema}\";
+         CREATE TABLE IF NOT EXISTS _migrations (
+             version int PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .ctx("create the schema")?;
+    let applied: i32 = tx
+        .query_one("SELECT COALESCE(max(version), 0) FROM _migrations", &[])
+        .await
+        .ctx("read migrations")?
+        .get(0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied > known {
+        return Err(Error::unsupported(format!(
+            "schema \"{schema}\" is at migration {applied}, newer than this orbstore knows ({known}); upgrade orbstore"
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+        tx.batch_execute(sql).await.ctx(&format!("apply migration {version} ({name})"))?;
+        tx.execute("INSERT INTO _migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await
+            .ctx("record a migration")?;
+        tracing::info!(schema, version, name, "applied a PostgreSQL migration");
+    }
+    tx.commit().await.ctx("commit the migration")
+}
+
+#[async_trait]
+impl PersistenceBackend for PostgresBackend {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactions: true,
+            isolated_transactions: true,
+            unique_indexes: true,
+            durable_flush: true,
+            multi_process: true,
+            persistent: true,
+        }
+    }
+
+    async fn collection(&self, name: &str) -> Result<CollectionRef> {
+        validate_collection_name(name)?;
+        self.shared.check_open()?;
+        let coll = PgCollection::new(name, Exec::Direct(self.shared.clone()));
+        coll.ensure().await?;
+        Ok(Arc::new(coll))
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>> {
+        let c = self.shared.client().await?;
+        let sql = format!("SELECT name FROM {} ORDER BY name", self.shared.catalog("_collections"));
+        let rows = c.query(&sql, &[]).await.ctx("list collections")?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn drop_collection(&self, name: &str) -> Result<bool> {
+        validate_collection_name(name)?;
+        let exec = Exec::Direct(self.shared.clone());
+        let scope = exec.scope(true).await?;
+        let result = crate::ops::drop_collection(scope.client(), &self.shared, name).await;
+        let existed = scope.end(result).await?;
+        self.shared.forget(name);
+        Ok(existed)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        Ok(Box::new(PgTransaction::begin(self.shared.clone()).await?))
+    }
+
+    async fn health(&self) -> HealthReport {
+        let start = Instant::now();
+        let result = async {
+            let c = self.shared.client().await?;
+            let v: String = c.query_one("SELECT version()", &[]).await.ctx("health check")?.get(0);
+            Ok::<_, Error>(v)
+        }
+        .await;
+        let latency = start.elapsed();
+        match result {
+            Ok(version) => HealthReport {
+                healthy: true,
+                latency,
+                message: format!("{} answered in {latency:?}: {version}", self.shared.target),
+            },
+            Err(e) => HealthReport { healthy: false, latency, message: e.to_string() },
+        }
+    }
+
+    async fn stats(&self) -> Result<StorageStats> {
+        let c = self.shared.client().await?;
+        let sh = &self.shared;
+        let sql = format!(
+            "SELECT c.name, to_regclass($1 || '.\"' || c.name || '\"') IS NOT NULL,
+                    COALESCE(pg_total_relation_size(to_regclass($1 || '.\"' || c.name || '\"')), 0),
+                    (SELECT count(*) FROM {} i WHERE i.collection = c.name)
+             FROM {} c ORDER BY c.name",
+            sh.catalog("_indexes"),
+            sh.catalog("_collections")
+        );
+        let rows = c.query(&sql, &[&sh.schema]).await.ctx("read statistics")?;
+        let mut collections = Vec::with_capacity(rows.len());
+        let mut warnings = Vec::new();
+        for r in rows {
+            let (name, exists, bytes, indexes): (String, bool, i64, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            if !exists {
+                warnings.push(format!("collection {name:?} is in the catalog but its table is missing"));
+                continue;
+            }
+            let n: i64 = c
+                .query_one(&format!("SELECT count(*) FROM {}", sh.table(&name)), &[])
+                .await
+                .ctx("count documents")?
+                .get(0);
+            collections.push(CollectionStats {
+                name,
+                documents: n as u64,
+                bytes: Some(bytes as u64),
+                indexes: indexes as u64,
+            });
+        }
+        let total: i64 = c
+            .query_one(
+                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+                &[&sh.schema_name],
+            )
+            .await
+            .ctx("read the schema size")?
+            .get(0);
+        Ok(StorageStats {
+            backend: "postgres".into(),
+            collections,
+            warnings,
+            storage_bytes: Some(total as u64),
+        })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        // Every acknowledged write was committed with synchronous_commit (the server default).
+        self.shared.check_open()
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shared.pool.close();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! [`PgCollection`]: the `Collection` implementation, for plain and transactional handles.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use orbstore_core::{
+    prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
+    Result, Update, Upserted,
+};
+
+use crate::error::is_undefined_table;
+pub use crate::exec::Exec;
+use crate::ops;
+
+/// A collection handle of the PostgreSQL backend.
+#[derive(Debug)]
+pub struct PgCollection {
+    name: String,
+    exec: Exec,
+}
+
+/// Runs `$body` (an `ops` call using `$c`, the connection, `$sh`, the shared state, and `$n`,
+/// the name) in a scope of its own: atomic or not, ended by commit or rollback.
+macro_rules! run {
+    ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
+        let $sh = $self.exec.shared().clone();
+        let $n = $self.name.as_str();
+        let scope = $self.exec.scope($atomic).await?;
+        let $c = scope.client();
+        let result = $body.await;
+        $self.exec.end(scope, result).await
+    }};
+}
+
+/// [`run!`] for writes: the table is created first if this process does not know it, and when
+/// it turns out to be gone (dropped by another handle or process) it is created again and the
+/// write retried once.
+macro_rules! write {
+    ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
+        $self.ensure().await?;
+        match run!($self, $atomic, |$c, $sh, $n| $body) {
+            Err(e) if is_undefined_table(&e) => {
+                $self.exec.shared().forget(&$self.name);
+                $self.ensure().await?;
+                run!($self, $atomic, |$c, $sh, $n| $body)
+            }
+            other => other,
+        }
+    }};
+}
+
+impl PgCollection {
+    pub(crate) fn new(name: &str, exec: Exec) -> Self {
+        PgCollection { name: name.to_owned(), exec }
+    }
+
+    /// Creates the table if this process does not know it exists.
+    pub(crate) async fn ensure(&self) -> Result<()> {
+        if self.exec.shared().known.read().contains(&self.name) {
+            return Ok(());
+        }
+        run!(self, true, |c, sh, n| ops::ensure_collection(c, &sh, n))?;
+        self.exec.shared().known.write().insert(self.name.clone());
+        Ok(())
+    }
+}
+
+fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
+    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
+}
+
+#[async_trait]
+impl Collection for PgCollection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn insert_one(&self, mut doc: Document) -> Result<Id> {
+        let id = prepare_document(&mut doc)?;
+        write!(self, false, |c, sh, n| ops::insert_one(c, &sh, n, &id, &doc))?;
+        Ok(id)
+    }
+
+    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = prepare_all(docs)?;
+        write!(self, true, |c, sh, n| ops::insert_many(c, &sh, n, &prepared))?;
+        Ok(prepared.into_iter().map(|(id, _)| id).collect())
+    }
+
+    async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
+        let id = prepare_document(&mut doc)?;
+        write!(self, false, |c, sh, n| ops::upsert(c, &sh, n, id.clone(), &doc))
+    }
+
+    async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
+        validate_id(id)?;
+        run!(self, false, |c, sh, n| ops::find_by_id(c, &sh, n, id))
+    }
+
+    async fn find(&self, query: &Query) -> Result<Vec<Document>> {
+        query.validate()?;
+        run!(self, false, |c, sh, n| ops::find(c, &sh, n, query, false, false))
+    }
+
+    async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
+        let docs = self.find(query).await?;
+        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+    }
+
+    async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        run!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, true))
+    }
+
+    async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        run!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, false))
+    }
+
+    async fn delete_one(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        run!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, true))
+    }
+
+    async fn delete_many(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        run!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, false))
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        run!(self, false, |c, sh, n| ops::count(c, &sh, n, filter))
+    }
+
+    async fn create_index(&self, spec: IndexSpec) -> Result<()> {
+        spec.validate()?;
+        write!(self, true, |c, sh, n| ops::create_index(c, &sh, n, &spec))
+    }
+
+    async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
+        run!(self, false, |c, sh, n| ops::list_indexes(c, &sh, n))
+    }
+}

@@ -1,0 +1,589 @@
+//! The collection operations, as plain functions on a connection. The caller decides the
+//! transaction scope (see `exec`): writes that touch several rows run atomically.
+//!
+//! Every query whose SQL relies on the multikey flags ("no array on this path") checks them in
+//! the same statement, so under the statement's single snapshot: when another process has since
+//! stored an array there, the statement returns a `stale` flag instead of rows, and the query is
+//! planned again from the catalog. A cache that is behind can therefore cost a retry, never a
+//! wrong answer.
+
+use futures::future::try_join_all;
+use orbstore_core::shapes::Shapes;
+use orbstore_core::{
+    id_of, Document, Error, ErrorKind, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
+};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::backend::{Client, Shared};
+use crate::error::{is_undefined_table, Context};
+use crate::json::{JsonDoc, JsonText};
+use crate::sql::{columns, order_by, translate, Param};
+
+/// Batches of at least this many documents are written with binary COPY; smaller ones with
+/// pipelined INSERTs (COPY's setup costs more than it saves on a few rows).
+pub const COPY_THRESHOLD: usize = 64;
+
+/// How a query runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The statement.
+    pub sql: String,
+    /// Its parameters, in order.
+    pub params: Vec<Param>,
+    /// The WHERE clause selects exactly the matching documents (no evaluator pass needed).
+    pub exact_filter: bool,
+    /// Sort, offset and limit run in SQL (otherwise in Rust, after the rows are read).
+    pub sort_in_sql: bool,
+}
+
+fn params(p: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter().map(Param::as_sql).collect()
+}
+
+/// The statement that checks the multikey flags a plan relies on: true when a path it assumed
+/// free of arrays now has one (or a sort path it assumed free of objects now has one).
+fn stale_check(sh: &Shared, name: &str, single: Vec<String>, plain: Vec<String>) -> crate::sql::Sql {
+    let mut s = crate::sql::Sql::lit(format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE collection = ",
+        sh.catalog("_shapes")
+    ));
+    s.param(Param::Text(name.to_owned()), "::text")
+        .push(" AND ((kind = 'array' AND path = ANY(")
+        .param(Param::TextArray(single), "::text[]")
+        .push(")) OR (kind = 'object' AND path = ANY(")
+        .param(Param::TextArray(plain), "::text[]")
+        .push("))))");
+    s
+}
+
+/// Plans a query. `force_superset` ignores the flags (the last resort when they keep changing).
+/// `lock` takes row locks (`FOR UPDATE`) for a read-modify-write; `ids_only` reads no documents.
+pub(crate) fn plan(
+    sh: &Shared,
+    name: &str,
+    shapes: &Shapes,
+    query: &Query,
+    lock: bool,
+    ids_only: bool,
+    force_superset: bool,
+) -> Plan {
+    let empty = Shapes::default();
+    let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
+    let pushed = if w.exact && !force_superset { order_by(&query.sort, shapes) } else { None };
+    let mut inner = crate::sql::Sql::lit(format!(
+        "SELECT id, {} FROM {} WHERE ",
+        if ids_only { "NULL::json AS doc" } else { "doc" },
+        sh.table(name)
+    ));
+    let mut single: Vec<String> = w.assumed_single.iter().cloned().collect();
+    let mut plain = Vec::new();
+    let check = !single.is_empty() || pushed.as_ref().is_some_and(|(_, a)| !a.is_empty());
+    if check {
+        inner.push("NOT st.stale AND ");
+    }
+    inner.push("(").append(w.sql.clone()).push(")");
+    match &pushed {
+        Some((order, assumed)) => {
+            inner.push(&format!(" ORDER BY {order}"));
+            if let Some(limit) = query.limit {
+                inner.push(" LIMIT ").param(Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)), "");
+            }
+            if query.offset > 0 {
+                inner.push(" OFFSET ").param(Param::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)), "");
+            }
+            for p in assumed {
+                plain.push(p.clone());
+                single.extend(prefixes(p));
+            }
+        }
+        None => {
+            inner.push(" ORDER BY id");
+        }
+    }
+    if lock {
+        inner.push(" FOR UPDATE");
+    }
+    let full = if check {
+        single.sort();
+        single.dedup();
+        let mut s = crate::sql::Sql::lit("SELECT st.stale, d.id, d.doc FROM (");
+        s.append(stale_check(sh, name, single, plain))
+            .push(" AS stale) st LEFT JOIN LATERAL (")
+            .append(inner)
+            .push(") d ON TRUE");
+        s
+    } else {
+        let mut s = crate::sql::Sql::lit("SELECT FALSE AS stale, d.id, d.doc FROM (");
+        s.append(inner).push(") d");
+        s
+    };
+    let (sql, params) = full.render();
+    Plan { sql, params, exact_filter: w.exact && !force_superset, sort_in_sql: pushed.is_some() }
+}
+
+/// A path and each of its prefixes (`a`, `a.b`, `a.b.c`).
+fn prefixes(path: &str) -> Vec<String> {
+    let p = FieldPath::new(path.to_owned());
+    let mut out = Vec::new();
+    let mut prefix = String::new();
+    for seg in p.segments() {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(seg);
+        out.push(prefix.clone());
+    }
+    out
+}
+
+/// Runs a statement; `None` when its table does not exist (a collection never written, or
+/// dropped meanwhile).
+async fn query_if_exists(c: &Client, sql: &str, ps: &[Param]) -> Result<Option<Vec<tokio_postgres::Row>>> {
+    let result = match c.prepare_cached(sql).await.ctx("prepare a query") {
+        Ok(stmt) => c.query(&stmt, &params(ps)).await.ctx("run a query"),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(rows) => Ok(Some(rows)),
+        Err(e) if is_undefined_table(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// How many times a query is planned again when the flags changed under it before it gives up
+/// on them (and selects everything for the evaluator).
+const REPLANS: usize = 2;
+
+/// The documents a query returns (`lock`: with row locks, for a read-modify-write).
+pub(crate) async fn find(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    query: &Query,
+    lock: bool,
+    ids_only: bool,
+) -> Result<Vec<Document>> {
+    let mut shapes = sh.shapes(c, name).await?;
+    for attempt in 0..=REPLANS {
+        let plan = plan(sh, name, &shapes, query, lock, ids_only, attempt == REPLANS);
+        let Some(rows) = query_if_exists(c, &plan.sql, &plan.params).await? else { return Ok(Vec::new()) };
+        if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            shapes = sh.reload_shapes(c, name).await?;
+            continue;
+        }
+        let mut docs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(id) = r.get::<_, Option<String>>(1) else { continue };
+            let doc = match r.try_get::<_, Option<JsonDoc>>(2) {
+                Ok(Some(JsonDoc(d))) => d,
+                Ok(None) => {
+                    let mut d = Document::new();
+                    d.insert(orbstore_core::ID_FIELD.to_owned(), serde_json::Value::String(id));
+                    d
+                }
+                Err(e) => return Err(Error::corrupt(format!("document {id:?} is not valid JSON: {e}"))),
+            };
+            if plan.exact_filter || query.filter.matches(&doc) {
+                docs.push(doc);
+            }
+        }
+        if plan.sort_in_sql {
+            if let Some(p) = &query.projection {
+                for d in docs.iter_mut() {
+                    *d = p.apply(d);
+                }
+            }
+        } else {
+            query.finish(&mut docs);
+        }
+        return Ok(docs);
+    }
+    unreachable!("the last attempt ignores the flags and always returns")
+}
+
+/// The plan of a query and PostgreSQL's `EXPLAIN` of it.
+pub(crate) async fn explain(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    query: &Query,
+) -> Result<(Plan, Vec<String>)> {
+    let shapes = sh.reload_shapes(c, name).await?;
+    let plan = plan(sh, name, &shapes, query, false, false, false);
+    let rows = c.query(&format!("EXPLAIN {}", plan.sql), &params(&plan.params)).await.ctx("explain")?;
+    Ok((plan, rows.iter().map(|r| r.get(0)).collect()))
+}
+
+/// How many documents match.
+pub(crate) async fn count(c: &Client, sh: &Shared, name: &str, filter: &Filter) -> Result<u64> {
+    let mut shapes = sh.shapes(c, name).await?;
+    for _ in 0..REPLANS {
+        let w = translate(filter, &shapes);
+        if !w.exact {
+            break;
+        }
+        let single: Vec<String> = w.assumed_single.iter().cloned().collect();
+        let mut s = crate::sql::Sql::lit("SELECT st.stale, (SELECT count(*) FROM ");
+        s.push(&sh.table(name)).push(" WHERE NOT st.stale AND (").append(w.sql).push(")) FROM (");
+        s.append(stale_check(sh, name, single, Vec::new())).push(" AS stale) st");
+        let (sql, ps) = s.render();
+        let Some(rows) = query_if_exists(c, &sql, &ps).await? else { return Ok(0) };
+        let row =
+            rows.into_iter().next().ok_or_else(|| Error::backend("count returned no row", "empty result"))?;
+        if row.get::<_, bool>(0) {
+            shapes = sh.reload_shapes(c, name).await?;
+            continue;
+        }
+        return Ok(row.get::<_, i64>(1) as u64);
+    }
+    Ok(find(c, sh, name, &Query::new(filter.clone()), false, false).await?.len() as u64)
+}
+
+/// The document with this id.
+pub(crate) async fn find_by_id(c: &Client, sh: &Shared, name: &str, id: &str) -> Result<Option<Document>> {
+    let stmt = c.prepare_cached(&format!("SELECT doc FROM {} WHERE id = $1", sh.table(name))).await;
+    let stmt = match stmt.ctx("prepare") {
+        Ok(s) => s,
+        Err(e) if is_undefined_table(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let row = c.query_opt(&stmt, &[&id]).await.ctx("find by id")?;
+    row.map(|r| {
+        r.try_get::<_, JsonDoc>(0)
+            .map(|JsonDoc(d)| d)
+            .map_err(|e| Error::corrupt(format!("document {id:?} is not valid JSON: {e}")))
+    })
+    .transpose()
+}
+
+/// Creates the collection's table and catalog entry if needed (inside the caller's transaction),
+/// serialized with other processes by an advisory lock on the collection.
+pub(crate) async fn ensure_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
+    lock_collection(c, sh, name).await?;
+    let pk = format!("_pk_{}", uuid::Uuid::now_v7().simple());
+    c.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (id text COLLATE \"C\" NOT NULL, doc json NOT NULL, CONSTRAINT \"{pk}\" PRIMARY KEY (id))",
+        sh.table(name)
+    ))
+    .await
+    .ctx("create a collection table")?;
+    c.execute(
+        &format!("INSERT INTO {} (name) VALUES ($1) ON CONFLICT DO NOTHING", sh.catalog("_collections")),
+        &[&name],
+    )
+    .await
+    .ctx("register a collection")?;
+    Ok(())
+}
+
+/// Serializes DDL on one collection across processes (until the transaction ends).
+async fn lock_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
+    c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("orbstore:{}.{name}", sh.schema)])
+        .await
+        .ctx("lock a collection")?;
+    Ok(())
+}
+
+/// The array and object paths of documents, as (paths, kinds) columns.
+fn shape_rows<'d>(docs: impl Iterator<Item = &'d Document>) -> (Vec<String>, Vec<&'static str>) {
+    let mut seen = Shapes::default();
+    let mut new = Vec::new();
+    for d in docs {
+        new.extend(seen.learn(d));
+    }
+    new.into_iter().unzip()
+}
+
+/// Records the array and object paths of documents, in the caller's transaction.
+async fn record_shapes<'d>(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    docs: impl Iterator<Item = &'d Document>,
+) -> Result<()> {
+    let (paths, kinds) = shape_rows(docs);
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO {} (collection, path, kind) SELECT $1, p, k FROM unnest($2::text[], $3::text[]) AS u(p, k) \
+         ON CONFLICT DO NOTHING",
+        sh.catalog("_shapes")
+    );
+    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+    c.execute(&stmt, &[&name, &paths, &kinds]).await.ctx("record the multikey flags")?;
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// Inserts validated documents, all or none (the caller's transaction).
+pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id, Document)]) -> Result<()> {
+    record_shapes(c, sh, name, docs.iter().map(|(_, d)| d)).await?;
+    if docs.len() >= COPY_THRESHOLD {
+        let sink = c
+            .copy_in(&format!("COPY {} (id, doc) FROM STDIN (FORMAT binary)", sh.table(name)))
+            .await
+            .ctx("start COPY")?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::JSON]);
+        futures::pin_mut!(writer);
+        for (id, doc) in docs {
+            let text = JsonText::of(doc)?;
+            writer.as_mut().write(&[id, &text]).await.ctx("COPY a document")?;
+        }
+        writer.finish().await.ctx("insert documents")?;
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES ($1, $2)", sh.table(name)))
+        .await
+        .ctx("prepare")?;
+    let texts = docs.iter().map(|(_, d)| JsonText::of(d)).collect::<Result<Vec<_>>>()?;
+    // Pipelined: the statements go out together and the answers come back together.
+    try_join_all(docs.iter().zip(&texts).map(|((id, _), text)| {
+        let stmt = &stmt;
+        async move {
+            c.execute(stmt, &[id, text]).await.map_err(|e| crate::error::map(&format!("insert {id:?}"), e))
+        }
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Inserts one document in a single statement (with its multikey flags), so it needs no
+/// transaction around it.
+pub(crate) async fn insert_one(c: &Client, sh: &Shared, name: &str, id: &str, doc: &Document) -> Result<()> {
+    let (paths, kinds) = shape_rows(std::iter::once(doc));
+    let text = JsonText::of(doc)?;
+    if paths.is_empty() {
+        let stmt = c
+            .prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES ($1, $2)", sh.table(name)))
+            .await
+            .ctx("prepare")?;
+        c.execute(&stmt, &[&id, &text]).await.map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+        return Ok(());
+    }
+    let sql = format!("{} INSERT INTO {} (id, doc) VALUES ($4, $5)", with_shapes(sh), sh.table(name));
+    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+    c.execute(&stmt, &[&name, &paths, &kinds, &id, &text])
+        .await
+        .map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// A CTE recording multikey flags ($1 collection, $2 paths, $3 kinds) in the same statement.
+fn with_shapes(sh: &Shared) -> String {
+    format!(
+        "WITH s AS (INSERT INTO {} (collection, path, kind) SELECT $1, p, k FROM unnest($2::text[], $3::text[]) AS u(p, k) \
+         ON CONFLICT DO NOTHING)",
+        sh.catalog("_shapes")
+    )
+}
+
+/// Stores a validated document under its id, in one statement.
+pub(crate) async fn upsert(c: &Client, sh: &Shared, name: &str, id: Id, doc: &Document) -> Result<Upserted> {
+    let (paths, kinds) = shape_rows(std::iter::once(doc));
+    let text = JsonText::of(doc)?;
+    let sql = format!(
+        "{} INSERT INTO {} AS t (id, doc) VALUES ($4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc \
+         RETURNING (xmax = 0)",
+        with_shapes(sh),
+        sh.table(name)
+    );
+    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+    let inserted: bool = c
+        .query_one(&stmt, &[&name, &paths, &kinds, &id, &text])
+        .await
+        .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?
+        .get(0);
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    Ok(Upserted { id, inserted })
+}
+
+/// Applies an update to the first match (in `_id` order) or to every match: the targets are
+/// read with row locks, changed in Rust, and written back in one statement (the caller's
+/// transaction), so concurrent updates of one document serialize instead of losing each other.
+pub(crate) async fn update(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    filter: &Filter,
+    update: &Update,
+    only_first: bool,
+) -> Result<u64> {
+    let mut q = Query::new(filter.clone());
+    if only_first {
+        q = q.limit(1);
+    }
+    let targets = find(c, sh, name, &q, true, false).await?;
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(targets.len());
+    let mut changed = Vec::with_capacity(targets.len());
+    for mut doc in targets {
+        let id = id_of(&doc).unwrap_or_default().to_owned();
+        update
+            .apply(&mut doc)
+            .map_err(|e| Error::new(e.kind(), format!("document {id:?}: {}", e.message())))?;
+        ids.push(id);
+        changed.push(doc);
+    }
+    record_shapes(c, sh, name, changed.iter()).await?;
+    let texts = changed.iter().map(JsonText::of).collect::<Result<Vec<_>>>()?;
+    let sql = format!(
+        "UPDATE {} AS t SET doc = u.doc FROM unnest($1::text[], $2::json[]) AS u(id, doc) WHERE t.id = u.id",
+        sh.table(name)
+    );
+    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+    c.execute(&stmt, &[&ids, &texts]).await.ctx("update documents")?;
+    Ok(ids.len() as u64)
+}
+
+/// Deletes the first match (in `_id` order) or every match.
+pub(crate) async fn delete(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    filter: &Filter,
+    only_first: bool,
+) -> Result<u64> {
+    if !only_first && matches!(filter, Filter::All) {
+        return match c.execute(&format!("DELETE FROM {}", sh.table(name)), &[]).await.ctx("delete") {
+            Err(e) if is_undefined_table(&e) => Ok(0),
+            other => other,
+        };
+    }
+    let mut q = Query::new(filter.clone());
+    if only_first {
+        q = q.limit(1);
+    }
+    let targets = find(c, sh, name, &q, true, !needs_documents(filter)).await?;
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = targets.iter().map(|d| id_of(d).unwrap_or_default()).collect();
+    let stmt = c
+        .prepare_cached(&format!("DELETE FROM {} WHERE id = ANY($1::text[])", sh.table(name)))
+        .await
+        .ctx("prepare")?;
+    Ok(c.execute(&stmt, &[&ids]).await.ctx("delete")?)
+}
+
+/// Whether the evaluator may need whole documents to decide the filter (anything but `_id`).
+fn needs_documents(filter: &Filter) -> bool {
+    match filter {
+        Filter::All => false,
+        Filter::Field { path, .. } => path.as_str() != "_id",
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().any(needs_documents),
+    }
+}
+
+/// Creates a btree expression index over each field's (class, number, string) expressions, the
+/// ones translated conditions use, so it serves them; in unique indexes `1` and `1.0` collide,
+/// `1` and `true` do not, and null or missing values (a NULL class) are not constrained.
+pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &IndexSpec) -> Result<()> {
+    ensure_collection(c, sh, name).await?;
+    let existing = c
+        .query_opt(
+            &format!("SELECT spec::text FROM {} WHERE collection = $1 AND name = $2", sh.catalog("_indexes")),
+            &[&name, &spec.name],
+        )
+        .await
+        .ctx("read the index catalog")?;
+    if let Some(row) = existing {
+        let text: String = row.get(0);
+        let existing: IndexSpec = serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(format!("index {:?} has an unreadable spec: {e}", spec.name)))?;
+        return if existing == *spec {
+            Ok(())
+        } else {
+            Err(Error::conflict(format!(
+                "an index named {:?} already exists with fields {:?}, unique = {}",
+                spec.name, existing.fields, existing.unique
+            )))
+        };
+    }
+    let mut cols = Vec::new();
+    for f in &spec.fields {
+        let path = FieldPath::new(f.clone());
+        let [class, num, string] = if path.as_str() == "_id" {
+            ["1".to_owned(), "0".to_owned(), "id".to_owned()]
+        } else {
+            columns(&path).ok_or_else(|| {
+                Error::unsupported(format!(
+                    "PostgreSQL strings cannot hold the NUL in field {f:?}, so it cannot be indexed"
+                ))
+            })?
+        };
+        cols.push(format!("{class} NULLS FIRST"));
+        cols.push(num);
+        cols.push(string);
+    }
+    let pg_name = format!("_ix_{}", uuid::Uuid::now_v7().simple());
+    let sql = format!(
+        "CREATE {}INDEX \"{pg_name}\" ON {} ({})",
+        if spec.unique { "UNIQUE " } else { "" },
+        sh.table(name),
+        cols.join(", ")
+    );
+    c.batch_execute(&sql).await.map_err(|e| {
+        let e = crate::error::map(&format!("create index {:?}", spec.name), e);
+        if e.kind() == ErrorKind::Conflict {
+            Error::conflict(format!(
+                "cannot create unique index {:?}: stored documents share the same {:?}",
+                spec.name, spec.fields
+            ))
+        } else {
+            e
+        }
+    })?;
+    let spec_json = serde_json::to_string(spec).map_err(|e| Error::invalid(e.to_string()))?;
+    c.execute(
+        &format!(
+            "INSERT INTO {} (collection, name, spec, pg_name) VALUES ($1, $2, $3::text::json, $4)",
+            sh.catalog("_indexes")
+        ),
+        &[&name, &spec.name, &spec_json, &pg_name],
+    )
+    .await
+    .ctx("record an index")?;
+    Ok(())
+}
+
+/// The collection's indexes, sorted by name.
+pub(crate) async fn list_indexes(c: &Client, sh: &Shared, name: &str) -> Result<Vec<IndexSpec>> {
+    let rows = c
+        .query(
+            &format!("SELECT spec::text FROM {} WHERE collection = $1 ORDER BY name", sh.catalog("_indexes")),
+            &[&name],
+        )
+        .await
+        .ctx("list indexes")?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0))
+                .map_err(|e| Error::corrupt(format!("unreadable index spec: {e}")))
+        })
+        .collect()
+}
+
+/// Drops a collection's table and catalog entries (the caller's transaction); true when it
+/// existed.
+pub(crate) async fn drop_collection(c: &Client, sh: &Shared, name: &str) -> Result<bool> {
+    lock_collection(c, sh, name).await?;
+    c.batch_execute(&format!("DROP TABLE IF EXISTS {}", sh.table(name)))
+        .await
+        .ctx("drop a collection table")?;
+    for t in ["_indexes", "_shapes"] {
+        c.execute(&format!("DELETE FROM {} WHERE collection = $1", sh.catalog(t)), &[&name])
+            .await
+            .ctx("update the catalog")?;
+    }
+    let n = c
+        .execute(&format!("DELETE FROM {} WHERE name = $1", sh.catalog("_collections")), &[&name])
+        .await
+        .ctx("update the catalog")?;
+    Ok(n > 0)
+}

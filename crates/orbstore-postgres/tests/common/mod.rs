@@ -1,0 +1,62 @@
+//! The PostgreSQL test fixture: a server from `ORBSTORE_TEST_POSTGRES_URL`, a uniquely named
+//! schema per test, dropped at teardown. Without the variable the tests print `SKIPPED` (or fail
+//! with `ORBSTORE_REQUIRE_SERVERS=1`); testcontainers is not wired in yet (see the README).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use orbstore_core::config::PostgresConfig;
+use orbstore_core::BackendConfig;
+use orbstore_postgres::PostgresBackend;
+use orbstore_testkit::{Fixture, Skip};
+
+/// The server's settings, or why there is none.
+pub fn server() -> Result<PostgresConfig, Skip> {
+    let url = std::env::var("ORBSTORE_TEST_POSTGRES_URL").map_err(|_| {
+        Skip("ORBSTORE_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)".into())
+    })?;
+    match BackendConfig::from_url(&url) {
+        Ok(BackendConfig::Postgres(p)) => Ok(p),
+        other => panic!("ORBSTORE_TEST_POSTGRES_URL is not a postgres URL: {other:?}"),
+    }
+}
+
+/// A fresh schema name.
+pub fn unique_schema() -> String {
+    format!("orbtest_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Settings for a fresh schema.
+pub fn config() -> Result<PostgresConfig, Skip> {
+    let mut cfg = server()?;
+    cfg.schema = unique_schema();
+    cfg.pool_size = 4;
+    Ok(cfg)
+}
+
+/// Drops a schema with everything in it.
+pub async fn drop_schema(cfg: &PostgresConfig) {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host={} port={} user={} dbname={}", cfg.host, cfg.port, cfg.user, cfg.database),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect to drop the test schema");
+    tokio::spawn(conn);
+    // A transaction a test leaked would block the drop forever: fail loudly instead.
+    client
+        .batch_execute(&format!("SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE", cfg.schema))
+        .await
+        .unwrap_or_else(|e| panic!("drop test schema {}: {e}", cfg.schema));
+}
+
+/// A backend in a fresh schema, dropped at teardown.
+pub async fn fixture() -> Result<Fixture, Skip> {
+    let cfg = config()?;
+    let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    Ok(Fixture::new(Arc::new(store.clone())).with_teardown(async move {
+        let _ = orbstore_core::PersistenceBackend::close(&store).await;
+        drop_schema(&cfg).await;
+    }))
+}
