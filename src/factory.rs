@@ -11,7 +11,7 @@ pub type Store = Arc<dyn PersistenceBackend>;
 pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Backends that exist in this version of orbstore (the others are planned; see the README).
-const BUILT: &[&str] = &["memory", "file", "sqlite"];
+const BUILT: &[&str] = &["memory", "file", "sqlite", "postgres"];
 
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
 /// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
@@ -33,6 +33,8 @@ pub async fn open(config: Config) -> Result<Store> {
         BackendConfig::File(file) => Ok(Arc::new(orbstore_file::FileBackend::open(file).await?)),
         #[cfg(feature = "sqlite")]
         BackendConfig::Sqlite(sqlite) => Ok(Arc::new(orbstore_sqlite::SqliteBackend::open(sqlite).await?)),
+        #[cfg(feature = "postgres")]
+        BackendConfig::Postgres(pg) => Ok(Arc::new(orbstore_postgres::PostgresBackend::open(pg).await?)),
         // check_available refused every other kind above.
         _ => Err(not_built(kind, &config)),
     }
@@ -104,8 +106,8 @@ mod tests {
 
     #[test]
     fn not_built_differs_from_compiled_out() {
-        let c = cfg(&[("DB_BACKEND", "postgresql")]);
-        let m = check_available("postgres", true, &c).unwrap_err().to_string();
+        let c = cfg(&[("DB_BACKEND", "mongodb")]);
+        let m = check_available("mongodb", true, &c).unwrap_err().to_string();
         assert!(m.contains("not built yet") && m.contains("DB_BACKEND"), "{m}");
         assert!(!m.contains("cargo feature"), "{m}");
     }
@@ -159,14 +161,54 @@ mod tests {
         assert!(db.exists());
     }
 
+    /// Opens PostgreSQL from `DATABASE_URL` and from `DB_*` variables, when a test server is
+    /// given (`ORBSTORE_TEST_POSTGRES_URL`), in a schema of its own that is dropped afterwards.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_opens_from_url_and_db_variables() {
+        let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("ORBSTORE_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "ORBSTORE_REQUIRE_SERVERS=1 but ORBSTORE_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("SKIPPED: ORBSTORE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let schema = format!("orbtest_factory_{}", std::process::id());
+        let BackendConfig::Postgres(server) = BackendConfig::from_url(&url).unwrap() else { panic!("{url}") };
+        let port = server.port.to_string();
+        let with_schema = format!("{url}{}schema={schema}", if url.contains('?') { "&" } else { "?" });
+        for vars in [
+            vec![("DATABASE_URL", with_schema.as_str())],
+            vec![
+                ("DB_BACKEND", "postgresql"),
+                ("DB_HOST", server.host.as_str()),
+                ("DB_PORT", port.as_str()),
+                ("DB_NAME", server.database.as_str()),
+                ("DB_USER", server.user.as_str()),
+                ("DB_SCHEMA", schema.as_str()),
+            ],
+        ] {
+            let store = open(cfg(&vars)).await.unwrap_or_else(|e| panic!("{vars:?}: {e}"));
+            assert_eq!(store.kind(), "postgres");
+            assert!(store.health().await.healthy);
+            store.collection("t").await.unwrap();
+            assert_eq!(store.list_collections().await.unwrap(), ["t"]);
+            assert!(store.drop_collection("t").await.unwrap());
+            store.close().await.unwrap();
+        }
+        let BackendConfig::Postgres(mut pg) = BackendConfig::from_url(&with_schema).unwrap() else {
+            unreachable!()
+        };
+        pg.pool_size = 1;
+        let store = orbstore_postgres::PostgresBackend::open(pg).await.unwrap();
+        let client = store.raw_client().await.unwrap();
+        client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
+    }
+
     #[tokio::test]
     async fn every_unbuilt_backend_is_a_clear_error_not_a_panic() {
-        for vars in [
-            vec![("DATABASE_URL", "postgres://postgres@127.0.0.1/test")],
-            vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")],
-            vec![("DB_BACKEND", "postgresql")],
-            vec![("DB_BACKEND", "mongodb")],
-        ] {
+        for vars in [vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")], vec![("DB_BACKEND", "mongodb")]] {
             let e = open(cfg(&vars)).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{vars:?}");
             assert!(e.to_string().contains(vars[0].0), "{e}");

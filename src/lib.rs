@@ -12,6 +12,8 @@ pub mod backends {
     pub use orbstore_file::FileBackend;
     #[cfg(feature = "memory")]
     pub use orbstore_memory::MemoryBackend;
+    #[cfg(feature = "postgres")]
+    pub use orbstore_postgres::PostgresBackend;
     #[cfg(feature = "sqlite")]
     pub use orbstore_sqlite::SqliteBackend;
 }

@@ -549,6 +549,8 @@ pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &Ind
     )
     .await
     .ctx("record an index")?;
+    // Statistics of the new expressions, so the planner can tell when the index pays.
+    c.batch_execute(&format!("ANALYZE {}", sh.table(name))).await.ctx("analyze")?;
     Ok(())
 }
 

@@ -60,3 +60,21 @@ pub async fn fixture() -> Result<Fixture, Skip> {
         drop_schema(&cfg).await;
     }))
 }
+
+/// A backend in a fresh schema with its settings, or `None` after printing `SKIPPED` (a panic
+/// with `ORBSTORE_REQUIRE_SERVERS=1`). The caller drops the schema with [`drop_schema`].
+pub async fn setup() -> Option<(PostgresBackend, PostgresConfig)> {
+    match config() {
+        Ok(cfg) => {
+            let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
+            Some((store, cfg))
+        }
+        Err(Skip(why)) if orbstore_testkit::servers_required() => {
+            panic!("ORBSTORE_REQUIRE_SERVERS=1 but PostgreSQL is not available: {why}")
+        }
+        Err(Skip(why)) => {
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+    }
+}
