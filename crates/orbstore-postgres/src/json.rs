@@ -16,7 +16,7 @@
 use std::io;
 
 use bytes::BufMut;
-use orbstore_core::{Document, Error, Result};
+use orbstore_core::Document;
 use serde::Serialize;
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 use serde_json::Value;
@@ -124,38 +124,25 @@ fn restore_map(map: &mut Document) {
 pub(crate) fn parse(raw: &[u8]) -> serde_json::Result<Document> {
     let mut doc: Document = serde_json::from_slice(raw)?;
     // The writer escapes U+0001 as `\u0001`: without that text nothing needs restoring.
-    if raw.windows(6).any(|w| w == b"\\u0001") {
+    if memchr::memmem::find(raw, b"\\u0001").is_some() {
         restore_map(&mut doc);
     }
     Ok(doc)
 }
 
-/// Serializes a value with [`ExactFloats`].
-pub(crate) fn to_text<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, ExactFloats);
-    value.serialize(&mut ser).map_err(|e| Error::invalid(format!("document cannot be serialized: {e}")))?;
-    Ok(out)
-}
-
-/// A document's JSON text, bound to a `json` parameter or COPY column.
+/// A document bound to a `json` parameter or COPY column, serialized straight into the
+/// driver's buffer (the binary form of `json` is its text).
 #[derive(Debug)]
-pub(crate) struct JsonText(pub Vec<u8>);
+pub(crate) struct JsonRef<'a>(pub &'a Document);
 
-impl JsonText {
-    pub(crate) fn of(doc: &Document) -> Result<JsonText> {
-        to_text(doc).map(JsonText)
-    }
-}
-
-impl ToSql for JsonText {
+impl ToSql for JsonRef<'_> {
     fn to_sql(
         &self,
         _ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        // The binary form of `json` is its text.
-        out.put_slice(&self.0);
+        let mut ser = serde_json::Serializer::with_formatter(out.writer(), ExactFloats);
+        self.0.serialize(&mut ser)?;
         Ok(IsNull::No)
     }
 
@@ -186,6 +173,13 @@ impl<'a> FromSql<'a> for JsonDoc {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What [`JsonRef`] writes.
+    fn to_text(value: &Value) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, ExactFloats))?;
+        Ok(out)
+    }
 
     #[test]
     fn large_integral_floats_are_written_exactly_and_read_back_the_same() {

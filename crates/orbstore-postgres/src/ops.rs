@@ -17,7 +17,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::backend::{Client, Shared};
 use crate::error::{is_undefined_table, Context};
-use crate::json::{JsonDoc, JsonText};
+use crate::json::{JsonDoc, JsonRef};
 use crate::sql::{columns, order_by, translate, Param};
 
 /// Batches of at least this many documents are written with binary COPY; smaller ones with
@@ -328,8 +328,7 @@ pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id
         let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::JSON]);
         futures::pin_mut!(writer);
         for (id, doc) in docs {
-            let text = JsonText::of(doc)?;
-            writer.as_mut().write(&[id, &text]).await.ctx("COPY a document")?;
+            writer.as_mut().write(&[id, &JsonRef(doc)]).await.ctx("COPY a document")?;
         }
         writer.finish().await.ctx("insert documents")?;
         return Ok(());
@@ -338,7 +337,7 @@ pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id
         .prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES ($1, $2)", sh.table(name)))
         .await
         .ctx("prepare")?;
-    let texts = docs.iter().map(|(_, d)| JsonText::of(d)).collect::<Result<Vec<_>>>()?;
+    let texts: Vec<JsonRef> = docs.iter().map(|(_, d)| JsonRef(d)).collect();
     // Pipelined: the statements go out together and the answers come back together.
     try_join_all(docs.iter().zip(&texts).map(|((id, _), text)| {
         let stmt = &stmt;
@@ -354,7 +353,7 @@ pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id
 /// transaction around it.
 pub(crate) async fn insert_one(c: &Client, sh: &Shared, name: &str, id: &str, doc: &Document) -> Result<()> {
     let (paths, kinds) = shape_rows(std::iter::once(doc));
-    let text = JsonText::of(doc)?;
+    let text = JsonRef(doc);
     if paths.is_empty() {
         let stmt = c
             .prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES ($1, $2)", sh.table(name)))
@@ -384,7 +383,7 @@ fn with_shapes(sh: &Shared) -> String {
 /// Stores a validated document under its id, in one statement.
 pub(crate) async fn upsert(c: &Client, sh: &Shared, name: &str, id: Id, doc: &Document) -> Result<Upserted> {
     let (paths, kinds) = shape_rows(std::iter::once(doc));
-    let text = JsonText::of(doc)?;
+    let text = JsonRef(doc);
     let sql = format!(
         "{} INSERT INTO {} AS t (id, doc) VALUES ($4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc \
          RETURNING (xmax = 0)",
@@ -431,7 +430,7 @@ pub(crate) async fn update(
         changed.push(doc);
     }
     record_shapes(c, sh, name, changed.iter()).await?;
-    let texts = changed.iter().map(JsonText::of).collect::<Result<Vec<_>>>()?;
+    let texts: Vec<JsonRef> = changed.iter().map(JsonRef).collect();
     let sql = format!(
         "UPDATE {} AS t SET doc = u.doc FROM unnest($1::text[], $2::json[]) AS u(id, doc) WHERE t.id = u.id",
         sh.table(name)

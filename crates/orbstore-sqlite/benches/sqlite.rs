@@ -14,32 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orbstore_core::{
-    generate_id, Document, Filter, IndexSpec, PersistenceBackend, Query, SqliteConfig, SqliteLocation,
-};
+use orbstore_core::{Document, Filter, IndexSpec, PersistenceBackend, Query, SqliteConfig, SqliteLocation};
 use orbstore_sqlite::SqliteBackend;
+use orbstore_testkit::bench::{documents, percentiles};
 use rusqlite::{params, Connection};
-use serde_json::json;
 use tokio::runtime::Runtime;
-
-fn documents(n: usize) -> Vec<Document> {
-    (0..n)
-        .map(|i| {
-            json!({
-                "_id": generate_id(),
-                "user": format!("user-{:05}", i % 1000),
-                "state": format!("s-{:08x}", (i as u32).wrapping_mul(2_654_435_761)),
-                "action": i % 17,
-                "reward": (i % 100) as f64 / 100.0,
-                "score": ((i * 7919) % n) as f64 / n as f64,
-                "note": "pad-pad-pad-pad-pad-pad-pad",
-            })
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-        })
-        .collect()
-}
 
 /// Runs the raw range query on `conn` and parses the rows into documents.
 fn raw_range_parsed(conn: &Connection, sql: &str) -> Vec<Document> {
@@ -164,11 +143,6 @@ fn range_query(c: &mut Criterion, rt: &Runtime) {
     });
     g.finish();
     rt.block_on(store.close()).expect("close");
-}
-
-fn percentiles(mut d: Vec<Duration>) -> (Duration, Duration) {
-    d.sort();
-    (d[d.len() / 2], d[d.len() * 99 / 100])
 }
 
 fn single_insert_latency(c: &mut Criterion, rt: &Runtime) {

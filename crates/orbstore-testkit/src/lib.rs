@@ -6,6 +6,8 @@ pub mod strategies;
 pub mod suite;
 mod support;
 
+pub mod bench;
+
 pub use support::{
     assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, open, seeded, servers_required,
     BackendFactory, Fixture, FnFactory, Skip,

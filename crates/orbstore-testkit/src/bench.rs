@@ -1,0 +1,37 @@
+//! Shared inputs and helpers of the backends' benchmarks, so every backend is measured on the
+//! same documents.
+
+use std::time::Duration;
+
+use orbstore_core::{generate_id, Document};
+use serde_json::json;
+
+/// `n` documents of about 200 bytes as JSON, with a `score` in [0, 1) spread evenly (a range of
+/// width 0.1 selects a tenth of them) and a few fields an RL store would hold.
+pub fn documents(n: usize) -> Vec<Document> {
+    (0..n)
+        .map(|i| {
+            json!({
+                "_id": generate_id(),
+                "user": format!("user-{:05}", i % 1000),
+                "state": format!("s-{:08x}", (i as u32).wrapping_mul(2_654_435_761)),
+                "action": i % 17,
+                "reward": (i % 100) as f64 / 100.0,
+                "score": ((i * 7919) % n) as f64 / n as f64,
+                "note": "pad-pad-pad-pad-pad-pad-pad",
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The median and 99th percentile of latencies (`Duration::ZERO` for none).
+pub fn percentiles(mut d: Vec<Duration>) -> (Duration, Duration) {
+    if d.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    d.sort();
+    (d[d.len() / 2], d[d.len() * 99 / 100])
+}
