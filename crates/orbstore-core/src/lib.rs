@@ -14,6 +14,7 @@ pub mod order;
 mod path;
 mod query;
 pub mod shapes;
+pub mod sqltree;
 mod typed;
 mod update;
 

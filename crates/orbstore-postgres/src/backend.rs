@@ -39,7 +39,7 @@ pub(crate) type Client = ClientWrapper;
 pub struct Shared {
     pool: Pool,
     /// The schema's quoted identifier.
-    pub(crate) schema: String,
+    pub(crate) quoted_schema: String,
     /// The schema's name.
     schema_name: String,
     /// Multikey flags per collection, as last read or written by this process. Only a cache:
@@ -80,12 +80,12 @@ impl Shared {
 
     /// The quoted, schema-qualified table of a collection (names are validated `[a-z][a-z0-9_]*`).
     pub(crate) fn table(&self, name: &str) -> String {
-        format!("{}.\"{name}\"", self.schema)
+        format!("{}.\"{name}\"", self.quoted_schema)
     }
 
     /// A catalog table of the schema.
     pub(crate) fn catalog(&self, table: &str) -> String {
-        format!("{}.{table}", self.schema)
+        format!("{}.{table}", self.quoted_schema)
     }
 
     /// The cached multikey flags of a collection, read from the catalog on first use.
@@ -214,7 +214,7 @@ impl PostgresBackend {
         let target = format!("{}:{}/{}", config.host, config.port, config.database);
         let shared = Arc::new(Shared {
             pool,
-            schema: format!("\"{}\"", config.schema),
+            quoted_schema: format!("\"{}\"", config.schema),
             schema_name: config.schema.clone(),
             shapes: RwLock::new(HashMap::new()),
             known: RwLock::new(Default::default()),
@@ -367,7 +367,7 @@ impl PersistenceBackend for PostgresBackend {
             sh.catalog("_indexes"),
             sh.catalog("_collections")
         );
-        let rows = c.query(&sql, &[&sh.schema]).await.ctx("read statistics")?;
+        let rows = c.query(&sql, &[&sh.quoted_schema]).await.ctx("read statistics")?;
         let mut collections = Vec::with_capacity(rows.len());
         let mut warnings = Vec::new();
         for r in rows {

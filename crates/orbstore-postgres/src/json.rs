@@ -55,7 +55,7 @@ impl Formatter for ExactFloats {
 fn exact_integral(value: f64) -> Option<String> {
     let magnitude = value.abs();
     // Floats from 2^53 up are integral; `as i128` is exact below 2^65.
-    (magnitude >= EXACT_FROM && magnitude < EXACT_TO).then(|| format!("{}.0", value as i128))
+    (EXACT_FROM..EXACT_TO).contains(&magnitude).then(|| format!("{}.0", value as i128))
 }
 
 /// A JSON number as text PostgreSQL's `numeric` reads with its exact order.

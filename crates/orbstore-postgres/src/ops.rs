@@ -279,9 +279,12 @@ pub(crate) async fn ensure_collection(c: &Client, sh: &Shared, name: &str) -> Re
 
 /// Serializes DDL on one collection across processes (until the transaction ends).
 async fn lock_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
-    c.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("orbstore:{}.{name}", sh.schema)])
-        .await
-        .ctx("lock a collection")?;
+    c.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("orbstore:{}.{name}", sh.quoted_schema)],
+    )
+    .await
+    .ctx("lock a collection")?;
     Ok(())
 }
 
@@ -467,7 +470,7 @@ pub(crate) async fn delete(
         .prepare_cached(&format!("DELETE FROM {} WHERE id = ANY($1::text[])", sh.table(name)))
         .await
         .ctx("prepare")?;
-    Ok(c.execute(&stmt, &[&ids]).await.ctx("delete")?)
+    c.execute(&stmt, &[&ids]).await.ctx("delete")
 }
 
 /// Whether the evaluator may need whole documents to decide the filter (anything but `_id`).

@@ -23,6 +23,7 @@
 use std::collections::HashSet;
 
 use orbstore_core::shapes::Shapes;
+use orbstore_core::sqltree::{self, all_conditions, and_all, SqlPiece, Translation};
 use orbstore_core::{Condition, Direction, FieldPath, Filter, SortField};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -93,17 +94,6 @@ impl Sql {
         self
     }
 
-    fn has_params(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Param(_)))
-    }
-
-    fn text_key(&self) -> Option<&str> {
-        match self.parts.as_slice() {
-            [Part::Text(t)] => Some(t),
-            _ => None,
-        }
-    }
-
     /// The statement text and its parameters in order.
     pub(crate) fn render(&self) -> (String, Vec<Param>) {
         let mut text = String::new();
@@ -136,69 +126,46 @@ pub(crate) struct Where {
 /// Translates a (validated) filter.
 pub(crate) fn translate(filter: &Filter, shapes: &Shapes) -> Where {
     let mut assumed = HashSet::new();
-    let (sql, exact) = match tr(filter, shapes, &mut assumed) {
-        Some(Tr::Exact(c)) => (and_all(c), true),
-        Some(Tr::Superset(c)) => (and_all(c), false),
+    let mut leaf = |path: &FieldPath, conditions: &[Condition]| {
+        if path.as_str() != "_id" && (!shapes.single_valued(path) || expr(path).is_none()) {
+            return None;
+        }
+        let conj = all_conditions(conditions, |c| condition(path, c))?;
+        assume_single(path, &mut assumed);
+        Some(conj)
+    };
+    let (sql, exact) = match sqltree::translate(filter, &mut leaf) {
+        Some(Translation::Exact(c)) => (and_all(c), true),
+        Some(Translation::Superset(c)) => (and_all(c), false),
         None => (Sql::lit("TRUE"), false),
     };
     Where { sql, exact, assumed_single: assumed }
 }
 
-/// A translation as a list of conjuncts, so that identical type guards of several conditions on
-/// one path appear once.
-enum Tr {
-    Exact(Vec<Sql>),
-    Superset(Vec<Sql>),
-}
+impl SqlPiece for Sql {
+    fn always() -> Sql {
+        Sql::lit("TRUE")
+    }
 
-/// `None`: nothing useful in SQL (select everything, filter in Rust).
-fn tr(filter: &Filter, shapes: &Shapes, assumed: &mut HashSet<String>) -> Option<Tr> {
-    match filter {
-        Filter::All => Some(Tr::Exact(Vec::new())),
-        Filter::Field { path, conditions } => {
-            if path.as_str() != "_id" {
-                if !shapes.single_valued(path) {
-                    return None;
-                }
-                expr(path)?;
-            }
-            let mut conj = Vec::new();
-            for c in conditions {
-                conj.extend(condition(path, c)?);
-            }
-            assume_single(path, assumed);
-            Some(Tr::Exact(conj))
+    fn guard_text(&self) -> Option<&str> {
+        // `push` merges adjacent text, so a piece without parameters is one text part.
+        match self.parts.as_slice() {
+            [Part::Text(t)] => Some(t),
+            _ => None,
         }
-        Filter::And(fs) => {
-            let mut exact = true;
-            let mut conj = Vec::new();
-            for f in fs {
-                match tr(f, shapes, assumed) {
-                    Some(Tr::Exact(c)) => conj.extend(c),
-                    Some(Tr::Superset(c)) => {
-                        exact = false;
-                        conj.extend(c);
-                    }
-                    None => exact = false,
-                }
+    }
+
+    fn join(parts: Vec<Sql>, sep: &str) -> Sql {
+        let mut out = Sql::default();
+        for (i, p) in parts.into_iter().enumerate() {
+            if i > 0 {
+                out.push(sep);
             }
-            Some(if exact { Tr::Exact(conj) } else { Tr::Superset(conj) })
+            out.push("(");
+            out.append(p);
+            out.push(")");
         }
-        Filter::Or(fs) => {
-            let mut exact = true;
-            let mut alternatives = Vec::new();
-            for f in fs {
-                match tr(f, shapes, assumed)? {
-                    Tr::Exact(c) => alternatives.push(and_all(c)),
-                    Tr::Superset(c) => {
-                        exact = false;
-                        alternatives.push(and_all(c));
-                    }
-                }
-            }
-            let sql = join(alternatives, " OR ");
-            Some(if exact { Tr::Exact(vec![sql]) } else { Tr::Superset(vec![sql]) })
-        }
+        out
     }
 }
 
@@ -215,34 +182,6 @@ fn assume_single(path: &FieldPath, assumed: &mut HashSet<String>) {
         prefix.push_str(seg);
         assumed.insert(prefix.clone());
     }
-}
-
-/// ANDs conjuncts, dropping repeats of parameterless ones (type guards); `TRUE` when empty.
-fn and_all(conjuncts: Vec<Sql>) -> Sql {
-    let mut seen = HashSet::new();
-    let kept: Vec<Sql> = conjuncts
-        .into_iter()
-        .filter(|c| c.has_params() || c.text_key().is_none_or(|t| seen.insert(t.to_owned())))
-        .collect();
-    if kept.is_empty() {
-        Sql::lit("TRUE")
-    } else {
-        join(kept, " AND ")
-    }
-}
-
-/// Joins parts with `sep`, each in parentheses.
-fn join(parts: Vec<Sql>, sep: &str) -> Sql {
-    let mut out = Sql::default();
-    for (i, p) in parts.into_iter().enumerate() {
-        if i > 0 {
-            out.push(sep);
-        }
-        out.push("(");
-        out.append(p);
-        out.push(")");
-    }
-    out
 }
 
 /// The path's JSON value and its text: `doc->'a'->'b'` and `doc->'a'->>'b'`, or `None` when a
@@ -372,7 +311,7 @@ fn not(conjuncts: Vec<Sql>) -> Vec<Sql> {
 
 fn any_of(alternatives: impl Iterator<Item = Option<Vec<Sql>>>) -> Option<Sql> {
     let parts = alternatives.map(|a| a.map(and_all)).collect::<Option<Vec<_>>>()?;
-    Some(if parts.is_empty() { Sql::lit("FALSE") } else { join(parts, " OR ") })
+    Some(if parts.is_empty() { Sql::lit("FALSE") } else { Sql::join(parts, " OR ") })
 }
 
 fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {

@@ -13,9 +13,8 @@
 //! they are validated field paths, quoted for JSON and escaped for SQL, and a path with a
 //! character either quoting cannot carry is never spliced.
 
-use std::collections::HashSet;
-
 use orbstore_core::shapes::Shapes;
+use orbstore_core::sqltree::{self, all_conditions, and_all, SqlPiece, Translation};
 use orbstore_core::{Condition, Direction, FieldPath, Filter, SortField};
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
@@ -56,90 +55,38 @@ impl Where {
 
 /// Translates a (validated) filter.
 pub(crate) fn translate(filter: &Filter, shapes: &Shapes) -> Where {
-    match tr(filter, shapes) {
-        Some(Tr::Exact(c)) => Where::Exact(and_all(c)),
-        Some(Tr::Superset(c)) => Where::Superset(and_all(c)),
+    let mut leaf = |path: &FieldPath, conditions: &[Condition]| {
+        all_conditions(conditions, |c| condition(path, c, shapes))
+    };
+    match sqltree::translate(filter, &mut leaf) {
+        Some(Translation::Exact(c)) => Where::Exact(and_all(c)),
+        Some(Translation::Superset(c)) => Where::Superset(and_all(c)),
         None => Where::Superset(Sql::lit("1")),
     }
 }
 
-/// A translation as a list of conjuncts (ANDed), so that identical type guards of several
-/// conditions on one path appear once: a repeated guard would not be answered by the index and
-/// would cost a JSON parse per row.
-enum Tr {
-    Exact(Vec<Sql>),
-    Superset(Vec<Sql>),
-}
-
-/// `None`: nothing useful in SQL (select everything, filter in Rust).
-fn tr(filter: &Filter, shapes: &Shapes) -> Option<Tr> {
-    match filter {
-        Filter::All => Some(Tr::Exact(Vec::new())),
-        Filter::Field { path, conditions } => {
-            let mut conj = Vec::new();
-            for c in conditions {
-                conj.extend(condition(path, c, shapes)?);
-            }
-            Some(Tr::Exact(conj))
-        }
-        Filter::And(fs) => {
-            let mut exact = true;
-            let mut conj = Vec::new();
-            for f in fs {
-                match tr(f, shapes) {
-                    Some(Tr::Exact(c)) => conj.extend(c),
-                    Some(Tr::Superset(c)) => {
-                        exact = false;
-                        conj.extend(c);
-                    }
-                    None => exact = false,
-                }
-            }
-            Some(if exact { Tr::Exact(conj) } else { Tr::Superset(conj) })
-        }
-        Filter::Or(fs) => {
-            let mut exact = true;
-            let mut alternatives = Vec::new();
-            for f in fs {
-                match tr(f, shapes)? {
-                    Tr::Exact(c) => alternatives.push(and_all(c)),
-                    Tr::Superset(c) => {
-                        exact = false;
-                        alternatives.push(and_all(c));
-                    }
-                }
-            }
-            let sql = join(alternatives, " OR ");
-            Some(if exact { Tr::Exact(vec![sql]) } else { Tr::Superset(vec![sql]) })
-        }
-    }
-}
-
-/// ANDs conjuncts, dropping repeats of parameterless ones (type guards); `1` when empty.
-fn and_all(conjuncts: Vec<Sql>) -> Sql {
-    let mut seen = HashSet::new();
-    let kept: Vec<Sql> =
-        conjuncts.into_iter().filter(|c| !c.params.is_empty() || seen.insert(c.text.clone())).collect();
-    if kept.is_empty() {
+impl SqlPiece for Sql {
+    fn always() -> Sql {
         Sql::lit("1")
-    } else {
-        join(kept, " AND ")
     }
-}
 
-/// Joins parts with `sep`, each in parentheses, parameters in order.
-fn join(parts: Vec<Sql>, sep: &str) -> Sql {
-    let mut out = Sql::default();
-    for (i, p) in parts.into_iter().enumerate() {
-        if i > 0 {
-            out.text.push_str(sep);
-        }
-        out.text.push('(');
-        out.text.push_str(&p.text);
-        out.text.push(')');
-        out.params.extend(p.params);
+    fn guard_text(&self) -> Option<&str> {
+        self.params.is_empty().then_some(self.text.as_str())
     }
-    out
+
+    fn join(parts: Vec<Sql>, sep: &str) -> Sql {
+        let mut out = Sql::default();
+        for (i, p) in parts.into_iter().enumerate() {
+            if i > 0 {
+                out.text.push_str(sep);
+            }
+            out.text.push('(');
+            out.text.push_str(&p.text);
+            out.text.push(')');
+            out.params.extend(p.params);
+        }
+        out
+    }
 }
 
 /// `$."a"."b"` for a path, or `None` when a segment holds a character SQLite's JSON path
@@ -228,7 +175,7 @@ fn any_of(t: &str, v: &str, operands: &[Value]) -> Option<Vec<Sql>> {
         return Some(vec![Sql::lit("0")]);
     }
     let parts = operands.iter().map(|o| eq(t, v, o).map(and_all)).collect::<Option<Vec<_>>>()?;
-    Some(vec![join(parts, " OR ")])
+    Some(vec![Sql::join(parts, " OR ")])
 }
 
 fn condition(path: &FieldPath, c: &Condition, shapes: &Shapes) -> Option<Vec<Sql>> {
