@@ -13,29 +13,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use orbstore_core::{generate_id, Document, FileConfig, FileSync, PersistenceBackend};
+use orbstore_core::{Document, FileConfig, FileSync, PersistenceBackend};
 use orbstore_file::FileBackend;
+use orbstore_testkit::bench::documents;
 use serde_json::json;
 use tokio::runtime::Runtime;
-
-fn documents(n: usize) -> Vec<Document> {
-    (0..n)
-        .map(|i| {
-            json!({
-                "_id": generate_id(),
-                "user": format!("user-{:05}", i % 1000),
-                "state": format!("s-{:08x}", (i as u32).wrapping_mul(2_654_435_761)),
-                "action": i % 17,
-                "reward": (i % 100) as f64 / 100.0,
-                "completed": i % 3 == 0,
-                "note": "pad-pad-pad-pad-pad-pad-pad-pad-pad-pad-pad",
-            })
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-        })
-        .collect()
-}
 
 async fn open(dir: &std::path::Path, sync: FileSync) -> FileBackend {
     FileBackend::open(FileConfig { sync, ..FileConfig::new(dir) }).await.expect("open")
