@@ -27,6 +27,49 @@ pub fn unique_schema() -> String {
     format!("orbtest_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Drops test schemas that earlier runs left behind (a test that panics skips its teardown),
+/// once per test binary: those whose UUIDv7 name says they are more than an hour old, so runs
+/// going on at the same time are left alone.
+async fn sweep_stale_schemas(cfg: &PostgresConfig) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let client = connect(cfg).await;
+            let rows = client
+                .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'orbtest\\_%'", &[])
+                .await
+                .expect("list test schemas");
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            for r in rows {
+                let name: String = r.get(0);
+                let created_ms = name
+                    .strip_prefix("orbtest_")
+                    .and_then(|hex| u64::from_str_radix(hex.get(..12)?, 16).ok());
+                if created_ms.is_some_and(|t| now_ms.saturating_sub(t) > 3_600_000) {
+                    let _ = client
+                        .batch_execute(&format!(
+                            "SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                        ))
+                        .await;
+                }
+            }
+        })
+        .await;
+}
+
+async fn connect(cfg: &PostgresConfig) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host={} port={} user={} dbname={}", cfg.host, cfg.port, cfg.user, cfg.database),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+}
+
 /// Settings for a fresh schema.
 pub fn config() -> Result<PostgresConfig, Skip> {
     let mut cfg = server()?;
@@ -37,13 +80,7 @@ pub fn config() -> Result<PostgresConfig, Skip> {
 
 /// Drops a schema with everything in it.
 pub async fn drop_schema(cfg: &PostgresConfig) {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host={} port={} user={} dbname={}", cfg.host, cfg.port, cfg.user, cfg.database),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect to drop the test schema");
-    tokio::spawn(conn);
+    let client = connect(cfg).await;
     // A transaction a test leaked would block the drop forever: fail loudly instead.
     client
         .batch_execute(&format!("SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE", cfg.schema))
@@ -54,6 +91,7 @@ pub async fn drop_schema(cfg: &PostgresConfig) {
 /// A backend in a fresh schema, dropped at teardown.
 pub async fn fixture() -> Result<Fixture, Skip> {
     let cfg = config()?;
+    sweep_stale_schemas(&cfg).await;
     let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
     Ok(Fixture::new(Arc::new(store.clone())).with_teardown(async move {
         let _ = orbstore_core::PersistenceBackend::close(&store).await;
@@ -66,6 +104,7 @@ pub async fn fixture() -> Result<Fixture, Skip> {
 pub async fn setup() -> Option<(PostgresBackend, PostgresConfig)> {
     match config() {
         Ok(cfg) => {
+            sweep_stale_schemas(&cfg).await;
             let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
             Some((store, cfg))
         }
