@@ -148,6 +148,20 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
+/// How the MongoDB backend runs queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MongoQueryMode {
+    /// Native when the server's `buildInfo` says it is MongoDB itself, exact otherwise.
+    #[default]
+    Auto,
+    /// Filter, sort, projection, offset and limit go to the server (MongoDB's semantics are
+    /// orbstore's).
+    Native,
+    /// Only `_id` lookups go to the server; orbstore's evaluator decides everything else, for
+    /// servers that speak the protocol with other semantics.
+    Exact,
+}
+
 /// MongoDB settings.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MongoConfig {
@@ -155,6 +169,8 @@ pub struct MongoConfig {
     pub url: Secret,
     /// The database holding orbstore's collections.
     pub database: String,
+    /// Native or exact queries (`ORB_MONGO_QUERY_MODE`, default `auto`).
+    pub query_mode: MongoQueryMode,
 }
 
 impl fmt::Debug for MongoConfig {
@@ -162,6 +178,7 @@ impl fmt::Debug for MongoConfig {
         f.debug_struct("MongoConfig")
             .field("url", &redact_url(self.url.expose()))
             .field("database", &self.database)
+            .field("query_mode", &self.query_mode)
             .finish()
     }
 }
@@ -274,6 +291,17 @@ impl Config {
         let sqlite_config = |location: SqliteLocation| -> Result<BackendConfig> {
             Ok(BackendConfig::Sqlite(SqliteConfig { location, synchronous: sqlite_sync()? }))
         };
+        let mongo_query_mode = || -> Result<MongoQueryMode> {
+            match get("ORB_MONGO_QUERY_MODE").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("auto") => Ok(MongoQueryMode::Auto),
+                Some("native") => Ok(MongoQueryMode::Native),
+                Some("exact") => Ok(MongoQueryMode::Exact),
+                Some(_) => Err(Error::invalid(format!(
+                    "invalid ORB_MONGO_QUERY_MODE {:?}: valid values are auto, native, exact",
+                    get("ORB_MONGO_QUERY_MODE").unwrap_or_default()
+                ))),
+            }
+        };
         let file_config = |dir: PathBuf| -> Result<BackendConfig> {
             Ok(BackendConfig::File(FileConfig {
                 dir,
@@ -289,9 +317,10 @@ impl Config {
                     redact_url(&url)
                 ))
             })?;
-            match &backend {
+            match &mut backend {
                 BackendConfig::File(f) => backend = file_config(f.dir.clone())?,
                 BackendConfig::Sqlite(s) => backend = sqlite_config(s.location.clone())?,
+                BackendConfig::Mongo(m) => m.query_mode = mongo_query_mode()?,
                 _ => {}
             }
             return Ok(Config { backend, origin: env_origin("DATABASE_URL", redact_url(&url)) });
@@ -341,6 +370,7 @@ impl Config {
                     BackendConfig::Mongo(MongoConfig {
                         url: Secret::new(s),
                         database: get("DB_NAME").unwrap_or_else(|| "orbstore".to_owned()),
+                        query_mode: mongo_query_mode()?,
                     })
                 }
                 "sqlite" => sqlite_config(SqliteLocation::File(
@@ -475,6 +505,7 @@ fn parse_url(raw: &str) -> std::result::Result<BackendConfig, String> {
             Ok(BackendConfig::Mongo(MongoConfig {
                 url: Secret::new(s),
                 database: if database.is_empty() { "orbstore".to_owned() } else { database.to_owned() },
+                query_mode: MongoQueryMode::Auto,
             }))
         }
         other => Err(format!("unknown scheme {other:?}")),

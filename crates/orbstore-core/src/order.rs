@@ -76,8 +76,11 @@ fn compare_same_class(a: &Value, b: &Value) -> Ordering {
             x.len().cmp(&y.len())
         }
         (Value::Object(x), Value::Object(y)) => {
-            // serde_json maps iterate in key order, so this is "pair by pair in key order".
-            for ((ka, va), (kb, vb)) in x.iter().zip(y) {
+            // Pair by pair in key order. Sorted explicitly: serde_json's maps iterate in
+            // insertion order when its `preserve_order` feature is on (the MongoDB driver's
+            // `bson` turns it on for the whole build).
+            let (xs, ys) = (sorted_entries(x), sorted_entries(y));
+            for ((ka, va), (kb, vb)) in xs.iter().zip(&ys) {
                 let o = TypeClass::of(Some(va))
                     .cmp(&TypeClass::of(Some(vb)))
                     .then_with(|| ka.cmp(kb))
@@ -86,10 +89,19 @@ fn compare_same_class(a: &Value, b: &Value) -> Ordering {
                     return o;
                 }
             }
-            x.len().cmp(&y.len())
+            xs.len().cmp(&ys.len())
         }
         _ => Ordering::Equal, // same class: only null/null reaches here
     }
+}
+
+/// A map's entries in key order, whatever order the map iterates in.
+fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    entries
 }
 
 /// Compares two JSON numbers exactly, also between integers and floats

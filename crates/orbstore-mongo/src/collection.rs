@@ -1,0 +1,426 @@
+//! [`MongoCollection`]: the `Collection` implementation. In native mode queries go to the server;
+//! in exact mode only `_id` lookups do and orbstore's evaluator decides the rest. Writes that
+//! touch several documents check everything they can before writing and undo what they wrote
+//! when the server refuses one, so a failed call leaves nothing changed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use mongodb::bson::{doc, Bson, Document as BsonDocument};
+use mongodb::options::{FindOptions, IndexOptions};
+use mongodb::IndexModel;
+use orbstore_core::{
+    id_of, prepare_document, validate_id, Collection, Direction, Document, DocumentStream, Error, Filter, Id,
+    IndexSpec, Query, Result, Update, UpdateOp, Upserted,
+};
+use serde_json::Value;
+
+use crate::backend::{Mode, Shared, INDEX_CATALOG};
+use crate::bson::{to_bson, to_bson_doc, to_json_doc};
+use crate::error::{code, Context};
+
+/// The server's "collection already exists" code.
+const NAMESPACE_EXISTS: i32 = 48;
+
+/// A collection handle of the MongoDB backend.
+#[derive(Debug)]
+pub struct MongoCollection {
+    name: String,
+    shared: Arc<Shared>,
+    coll: mongodb::Collection<BsonDocument>,
+}
+
+/// A filter as the BSON MongoDB reads (our filter language is MongoDB's).
+pub fn filter_bson(filter: &Filter) -> BsonDocument {
+    match filter.to_json() {
+        Value::Object(map) => to_bson_doc(&map),
+        _ => BsonDocument::new(),
+    }
+}
+
+/// A sort as BSON, with `_id` last as the tie-breaker.
+pub fn sort_bson(query: &Query) -> BsonDocument {
+    let mut sort = BsonDocument::new();
+    for s in &query.sort {
+        sort.insert(s.path.as_str(), if s.direction == Direction::Descending { -1 } else { 1 });
+    }
+    if !sort.contains_key("_id") {
+        sort.insert("_id", 1);
+    }
+    sort
+}
+
+/// An update as BSON (`$set`, `$unset`, `$inc`).
+pub fn update_bson(update: &Update) -> BsonDocument {
+    match update.to_json() {
+        Value::Object(map) => to_bson_doc(&map),
+        _ => BsonDocument::new(),
+    }
+}
+
+fn id_filter(id: &str) -> BsonDocument {
+    doc! {"_id": id}
+}
+
+impl MongoCollection {
+    pub(crate) fn new(name: &str, shared: Arc<Shared>) -> Self {
+        let coll = shared.db.collection::<BsonDocument>(name);
+        MongoCollection { name: name.to_owned(), shared, coll }
+    }
+
+    /// Creates the collection so that it is listed (an existing one is fine).
+    pub(crate) async fn ensure(&self) -> Result<()> {
+        match self.shared.db.create_collection(&self.name).await {
+            Err(e) if code(&e) == Some(NAMESPACE_EXISTS) => Ok(()),
+            other => other.ctx(&format!("create collection {:?}", self.name)),
+        }
+    }
+
+    /// The documents matching a server-side filter, in the server's order for `options`.
+    async fn fetch(&self, filter: BsonDocument, options: FindOptions) -> Result<Vec<Document>> {
+        let mut cursor = self.coll.find(filter).with_options(options).await.ctx("find")?;
+        let mut docs = Vec::new();
+        while let Some(d) = cursor.try_next().await.ctx("read a document")? {
+            docs.push(to_json_doc(d)?);
+        }
+        Ok(docs)
+    }
+
+    /// What exact mode asks the server for: one document when the filter pins an `_id`, else all.
+    fn pushed(filter: &Filter) -> BsonDocument {
+        match filter.pinned_id() {
+            Some(id) => id_filter(id),
+            None => BsonDocument::new(),
+        }
+    }
+
+    /// The matching documents, unprojected, sorted, after offset and limit.
+    async fn matching(&self, query: &Query) -> Result<Vec<Document>> {
+        self.shared.check_open()?;
+        match self.shared.mode {
+            Mode::Native => {
+                let options = FindOptions::builder()
+                    .sort(sort_bson(query))
+                    .skip(query.offset)
+                    .limit(query.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
+                    .build();
+                self.fetch(filter_bson(&query.filter), options).await
+            }
+            Mode::Exact => {
+                // Streamed: only matches are kept.
+                let mut cursor = self.coll.find(Self::pushed(&query.filter)).await.ctx("find")?;
+                let mut docs = Vec::new();
+                while let Some(d) = cursor.try_next().await.ctx("read a document")? {
+                    let d = to_json_doc(d)?;
+                    if query.filter.matches(&d) {
+                        docs.push(d);
+                    }
+                }
+                let unprojected = Query { projection: None, ..query.clone() };
+                unprojected.finish(&mut docs);
+                Ok(docs)
+            }
+        }
+    }
+
+    /// The first match (in `_id` order) or every match, for an update or delete.
+    async fn targets(&self, filter: &Filter, only_first: bool) -> Result<Vec<Document>> {
+        let mut q = Query::new(filter.clone());
+        if only_first {
+            q = q.limit(1);
+        }
+        self.matching(&q).await
+    }
+
+    /// In native mode, a write to a target also re-checks the filter on the server, so a document
+    /// changed meanwhile so that it no longer matches is left alone.
+    fn target_filter(&self, id: &str, filter: &Filter) -> BsonDocument {
+        match (self.shared.mode, filter) {
+            (Mode::Native, Filter::All) | (Mode::Exact, _) => id_filter(id),
+            (Mode::Native, f) => doc! {"$and": [id_filter(id), filter_bson(f)]},
+        }
+    }
+
+    async fn update(&self, filter: &Filter, update: &Update, only_first: bool) -> Result<u64> {
+        filter.validate()?;
+        update.validate()?;
+        let targets = self.targets(filter, only_first).await?;
+        // Every change is tried here first: one that cannot apply fails the call before any write.
+        for t in &targets {
+            let mut copy = t.clone();
+            update.apply(&mut copy).map_err(|e| {
+                Error::new(e.kind(), format!("document {:?}: {}", id_of(t).unwrap_or_default(), e.message()))
+            })?;
+        }
+        let ub = update_bson(update);
+        let replace = self.shared.mode == Mode::Exact && sets_a_boolean(update);
+        let mut changed = 0;
+        for (i, t) in targets.iter().enumerate() {
+            let id = id_of(t).unwrap_or_default();
+            let written = if replace {
+                self.replace_if_unchanged(t, update).await
+            } else {
+                self.coll
+                    .update_one(self.target_filter(id, filter), ub.clone())
+                    .await
+                    .map(|r| r.matched_count)
+            };
+            match written {
+                Ok(n) => changed += n,
+                Err(e) => {
+                    // Undo the documents already changed by this call.
+                    for done in &targets[..i] {
+                        let did = id_of(done).unwrap_or_default();
+                        let _ = self.coll.replace_one(id_filter(did), to_bson_doc(done)).await;
+                    }
+                    return Err(crate::error::map(&format!("update {id:?}"), e));
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Exact mode's way to set a boolean: servers such as nx-27017 store `$set: {x: true}` as
+    /// `1`, but keep booleans in a whole document. The updated document replaces the stored one
+    /// only if its scalar top-level fields are still what was read (a compare-and-swap); if not,
+    /// the document changed meanwhile and nothing is written (`matched_count` 0).
+    async fn replace_if_unchanged(&self, old: &Document, update: &Update) -> mongodb::error::Result<u64> {
+        let mut new = old.clone();
+        // Checked to apply in `update` before any write.
+        let _ = update.apply(&mut new);
+        let unchanged: BsonDocument = old
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Null))
+            .map(|(k, v)| (k.clone(), to_bson(v)))
+            .collect();
+        Ok(self.coll.replace_one(unchanged, to_bson_doc(&new)).await?.matched_count)
+    }
+
+    async fn delete(&self, filter: &Filter, only_first: bool) -> Result<u64> {
+        filter.validate()?;
+        self.shared.check_open()?;
+        if !only_first && matches!(filter, Filter::All) {
+            return Ok(self.coll.delete_many(doc! {}).await.ctx("delete")?.deleted_count);
+        }
+        let targets = self.targets(filter, only_first).await?;
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Bson> =
+            targets.iter().map(|d| Bson::String(id_of(d).unwrap_or_default().to_owned())).collect();
+        let by_id = doc! {"_id": {"$in": ids}};
+        let server_filter = match (self.shared.mode, filter) {
+            (Mode::Native, f) if !matches!(f, Filter::All) => doc! {"$and": [by_id, filter_bson(f)]},
+            _ => by_id,
+        };
+        Ok(self.coll.delete_many(server_filter).await.ctx("delete")?.deleted_count)
+    }
+}
+
+/// Whether an update sets a boolean as a whole value (`$set: {x: true}`).
+fn sets_a_boolean(update: &Update) -> bool {
+    update.ops.iter().any(|op| matches!(op, UpdateOp::Set(_, Value::Bool(_))))
+}
+
+/// A unique index constrains only documents where each field is present and not null: the
+/// partial filter keeps every other type.
+fn unique_partial_filter(fields: &[String]) -> BsonDocument {
+    let types: Vec<Bson> = ["double", "string", "object", "array", "bool", "int", "long", "decimal"]
+        .iter()
+        .map(|t| Bson::from(*t))
+        .collect();
+    fields.iter().map(|f| (f.clone(), Bson::Document(doc! {"$type": types.clone()}))).collect()
+}
+
+#[async_trait]
+impl Collection for MongoCollection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn insert_one(&self, mut doc: Document) -> Result<Id> {
+        let id = prepare_document(&mut doc)?;
+        self.shared.check_open()?;
+        self.coll
+            .insert_one(to_bson_doc(&doc))
+            .await
+            .map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+        Ok(id)
+    }
+
+    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(docs.len());
+        let mut bson = Vec::with_capacity(docs.len());
+        let mut seen = HashSet::with_capacity(docs.len());
+        for mut d in docs {
+            let id = prepare_document(&mut d)?;
+            if !seen.insert(id.clone()) {
+                return Err(Error::conflict(format!("insert_many: the batch holds _id {id:?} twice")));
+            }
+            bson.push(to_bson_doc(&d));
+            ids.push(id);
+        }
+        self.shared.check_open()?;
+        if let Err(e) = self.coll.insert_many(bson).await {
+            // Inserts are ordered and stop at the first refusal: the documents before it were
+            // stored by this call and are removed again. Without a refusal index (a lost
+            // connection) nothing is removed: the error says the outcome is unknown.
+            let first_refused = match e.kind.as_ref() {
+                mongodb::error::ErrorKind::InsertMany(m) => {
+                    m.write_errors.as_ref().and_then(|w| w.iter().map(|w| w.index).min())
+                }
+                _ => None,
+            };
+            if let Some(k) = first_refused {
+                let undo: Vec<Bson> =
+                    ids[..k.min(ids.len())].iter().map(|i| Bson::String(i.clone())).collect();
+                if !undo.is_empty() {
+                    self.coll
+                        .delete_many(doc! {"_id": {"$in": undo}})
+                        .await
+                        .ctx("undo a failed insert_many")?;
+                }
+            }
+            return Err(crate::error::map("insert_many", e));
+        }
+        Ok(ids)
+    }
+
+    async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
+        let id = prepare_document(&mut doc)?;
+        self.shared.check_open()?;
+        let r = self
+            .coll
+            .replace_one(id_filter(&id), to_bson_doc(&doc))
+            .upsert(true)
+            .await
+            .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?;
+        Ok(Upserted { id, inserted: r.upserted_id.is_some() })
+    }
+
+    async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
+        validate_id(id)?;
+        self.shared.check_open()?;
+        self.coll.find_one(id_filter(id)).await.ctx("find by id")?.map(to_json_doc).transpose()
+    }
+
+    async fn find(&self, query: &Query) -> Result<Vec<Document>> {
+        query.validate()?;
+        let mut docs = self.matching(query).await?;
+        if let Some(p) = &query.projection {
+            for d in docs.iter_mut() {
+                *d = p.apply(d);
+            }
+        }
+        Ok(docs)
+    }
+
+    async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
+        let docs = self.find(query).await?;
+        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+    }
+
+    async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        self.update(filter, update, true).await
+    }
+
+    async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64> {
+        self.update(filter, update, false).await
+    }
+
+    async fn delete_one(&self, filter: &Filter) -> Result<u64> {
+        self.delete(filter, true).await
+    }
+
+    async fn delete_many(&self, filter: &Filter) -> Result<u64> {
+        self.delete(filter, false).await
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        self.shared.check_open()?;
+        match self.shared.mode {
+            Mode::Native => self.coll.count_documents(filter_bson(filter)).await.ctx("count"),
+            Mode::Exact => Ok(self.matching(&Query::new(filter.clone())).await?.len() as u64),
+        }
+    }
+
+    async fn create_index(&self, spec: IndexSpec) -> Result<()> {
+        spec.validate()?;
+        self.shared.check_open()?;
+        let catalog = self.shared.db.collection::<BsonDocument>(INDEX_CATALOG);
+        let key = format!("{}/{}", self.name, spec.name);
+        if let Some(existing) = catalog.find_one(doc! {"_id": &key}).await.ctx("read the index catalog")? {
+            let existing: IndexSpec =
+                existing.get_str("spec").ok().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(
+                    || Error::corrupt(format!("index {:?} has an unreadable catalog entry", spec.name)),
+                )?;
+            return if existing == spec {
+                Ok(())
+            } else {
+                Err(Error::conflict(format!(
+                    "an index named {:?} already exists with fields {:?}, unique = {}",
+                    spec.name, existing.fields, existing.unique
+                )))
+            };
+        }
+        if spec.unique && self.shared.mode == Mode::Exact {
+            return Err(Error::unsupported(format!(
+                "unique index {:?}: {} runs in exact mode, and its unique indexes do not follow orbstore's \
+                 semantics (nx-27017 counts true and 1 as the same key), so they are not offered",
+                spec.name, self.shared.server
+            )));
+        }
+        let keys: BsonDocument = spec.fields.iter().map(|f| (f.clone(), Bson::Int32(1))).collect();
+        let mut options = IndexOptions::builder().name(spec.name.clone()).unique(spec.unique).build();
+        if spec.unique {
+            options.partial_filter_expression = Some(unique_partial_filter(&spec.fields));
+        }
+        self.coll.create_index(IndexModel::builder().keys(keys).options(options).build()).await.map_err(
+            |e| {
+                let e = crate::error::map(&format!("create index {:?}", spec.name), e);
+                if e.kind() == orbstore_core::ErrorKind::Conflict {
+                    Error::conflict(format!(
+                        "cannot create unique index {:?}: stored documents share the same {:?}",
+                        spec.name, spec.fields
+                    ))
+                } else {
+                    e
+                }
+            },
+        )?;
+        let spec_json = serde_json::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?;
+        catalog
+            .insert_one(doc! {"_id": key, "collection": &self.name, "name": &spec.name, "spec": spec_json})
+            .await
+            .ctx("record an index")?;
+        Ok(())
+    }
+
+    async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
+        self.shared.check_open()?;
+        let catalog = self.shared.db.collection::<BsonDocument>(INDEX_CATALOG);
+        let mut cursor =
+            catalog.find(doc! {"collection": &self.name}).sort(doc! {"name": 1}).await.ctx("list indexes")?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await.ctx("list indexes")? {
+            let spec = d
+                .get_str("spec")
+                .ok()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .ok_or_else(|| Error::corrupt("an index catalog entry is unreadable"))?;
+            out.push(spec);
+        }
+        Ok(out)
+    }
+}
+
+/// The BSON of a JSON value (for tests of native queries).
+pub fn value_bson(v: &Value) -> Bson {
+    to_bson(v)
+}

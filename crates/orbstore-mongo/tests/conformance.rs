@@ -1,0 +1,7 @@
+//! The whole conformance suite, property tests included, against the server in
+//! `ORBSTORE_TEST_MONGODB_URL` in the mode it calls for (exact on nx-27017), each test in a
+//! database of its own.
+
+mod common;
+
+orbstore_testkit::conformance_suite!(orbstore_testkit::FnFactory(common::fixture));
