@@ -100,7 +100,9 @@ impl MongoCollection {
     async fn matching(&self, query: &Query) -> Result<Vec<Document>> {
         self.shared.check_open()?;
         match self.shared.mode {
-            Mode::Native => {
+            Mode::Native if query.limit == Some(0) => Ok(Vec::new()),
+            Mode::Native if i64::try_from(query.offset).is_err() => Ok(Vec::new()),
+            Mode::Native if native_safe(&query.filter) => {
                 let options = FindOptions::builder()
                     .sort(sort_bson(query))
                     .skip(query.offset)
@@ -108,8 +110,8 @@ impl MongoCollection {
                     .build();
                 self.fetch(filter_bson(&query.filter), options).await
             }
-            Mode::Exact => {
-                // Streamed: only matches are kept.
+            _ => {
+                // Exact: streamed, only matches are kept.
                 let mut cursor = self.coll.find(Self::pushed(&query.filter)).await.ctx("find")?;
                 let mut docs = Vec::new();
                 while let Some(d) = cursor.try_next().await.ctx("read a document")? {
@@ -138,8 +140,10 @@ impl MongoCollection {
     /// changed meanwhile so that it no longer matches is left alone.
     fn target_filter(&self, id: &str, filter: &Filter) -> BsonDocument {
         match (self.shared.mode, filter) {
-            (Mode::Native, Filter::All) | (Mode::Exact, _) => id_filter(id),
-            (Mode::Native, f) => doc! {"$and": [id_filter(id), filter_bson(f)]},
+            (Mode::Native, f) if native_safe(f) && !matches!(f, Filter::All) => {
+                doc! {"$and": [id_filter(id), filter_bson(f)]}
+            }
+            _ => id_filter(id),
         }
     }
 
@@ -212,10 +216,44 @@ impl MongoCollection {
             targets.iter().map(|d| Bson::String(id_of(d).unwrap_or_default().to_owned())).collect();
         let by_id = doc! {"_id": {"$in": ids}};
         let server_filter = match (self.shared.mode, filter) {
-            (Mode::Native, f) if !matches!(f, Filter::All) => doc! {"$and": [by_id, filter_bson(f)]},
+            (Mode::Native, f) if native_safe(f) && !matches!(f, Filter::All) => {
+                doc! {"$and": [by_id, filter_bson(f)]}
+            }
             _ => by_id,
         };
         Ok(self.coll.delete_many(server_filter).await.ctx("delete")?.deleted_count)
+    }
+}
+
+/// Whether MongoDB answers a filter with orbstore's semantics. Not when an operand is an
+/// object: MongoDB compares embedded documents with their key order, orbstore regardless of it,
+/// so such queries run exactly (in Rust) in native mode too.
+pub fn native_safe(filter: &Filter) -> bool {
+    use orbstore_core::Condition;
+    fn cond_ok(c: &Condition) -> bool {
+        match c {
+            Condition::Eq(v)
+            | Condition::Ne(v)
+            | Condition::Gt(v)
+            | Condition::Gte(v)
+            | Condition::Lt(v)
+            | Condition::Lte(v) => !has_object(v),
+            Condition::In(vs) | Condition::Nin(vs) => !vs.iter().any(has_object),
+            Condition::Exists(_) => true,
+            Condition::Not(cs) => cs.iter().all(cond_ok),
+        }
+    }
+    fn has_object(v: &Value) -> bool {
+        match v {
+            Value::Object(_) => true,
+            Value::Array(items) => items.iter().any(has_object),
+            _ => false,
+        }
+    }
+    match filter {
+        Filter::All => true,
+        Filter::Field { conditions, .. } => conditions.iter().all(cond_ok),
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().all(native_safe),
     }
 }
 
@@ -345,8 +383,10 @@ impl Collection for MongoCollection {
         filter.validate()?;
         self.shared.check_open()?;
         match self.shared.mode {
-            Mode::Native => self.coll.count_documents(filter_bson(filter)).await.ctx("count"),
-            Mode::Exact => Ok(self.matching(&Query::new(filter.clone())).await?.len() as u64),
+            Mode::Native if native_safe(filter) => {
+                self.coll.count_documents(filter_bson(filter)).await.ctx("count")
+            }
+            _ => Ok(self.matching(&Query::new(filter.clone())).await?.len() as u64),
         }
     }
 

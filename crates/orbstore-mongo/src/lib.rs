@@ -7,7 +7,7 @@ mod collection;
 mod error;
 
 pub use backend::{Mode, MongoBackend, Shared, CONNECT_TIMEOUT, SERVER_SELECTION_TIMEOUT};
-pub use collection::{filter_bson, sort_bson, update_bson, value_bson, MongoCollection};
+pub use collection::{filter_bson, native_safe, sort_bson, update_bson, value_bson, MongoCollection};
 
 /// The URL schemes this backend answers to.
 pub const SCHEMES: &[&str] = &["mongodb", "mongodb+srv"];
