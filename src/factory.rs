@@ -11,7 +11,7 @@ pub type Store = Arc<dyn PersistenceBackend>;
 pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Backends that exist in this version of orbstore (the others are planned; see the README).
-const BUILT: &[&str] = &["memory", "file", "sqlite", "postgres"];
+const BUILT: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
 /// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
@@ -35,7 +35,10 @@ pub async fn open(config: Config) -> Result<Store> {
         BackendConfig::Sqlite(sqlite) => Ok(Arc::new(orbstore_sqlite::SqliteBackend::open(sqlite).await?)),
         #[cfg(feature = "postgres")]
         BackendConfig::Postgres(pg) => Ok(Arc::new(orbstore_postgres::PostgresBackend::open(pg).await?)),
-        // check_available refused every other kind above.
+        #[cfg(feature = "mongodb")]
+        BackendConfig::Mongo(m) => Ok(Arc::new(orbstore_mongo::MongoBackend::open(m).await?)),
+        // Reached only when a backend's feature is off, which check_available refused above.
+        #[allow(unreachable_patterns)]
         _ => Err(not_built(kind, &config)),
     }
 }
@@ -106,8 +109,9 @@ mod tests {
 
     #[test]
     fn not_built_differs_from_compiled_out() {
+        // Every backend is built now; the message for one that is not is still distinct.
         let c = cfg(&[("DB_BACKEND", "mongodb")]);
-        let m = check_available("mongodb", true, &c).unwrap_err().to_string();
+        let m = not_built("mongodb", &c).to_string();
         assert!(m.contains("not built yet") && m.contains("DB_BACKEND"), "{m}");
         assert!(!m.contains("cargo feature"), "{m}");
     }
@@ -206,12 +210,33 @@ mod tests {
         client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await.unwrap();
     }
 
+    /// Opens MongoDB from `DATABASE_URL` when a test server is given
+    /// (`ORBSTORE_TEST_MONGODB_URL`), in a database of its own that is dropped afterwards.
+    #[cfg(feature = "mongodb")]
     #[tokio::test]
-    async fn every_unbuilt_backend_is_a_clear_error_not_a_panic() {
-        for vars in [vec![("DATABASE_URL", "mongodb://127.0.0.1:27017/x")], vec![("DB_BACKEND", "mongodb")]] {
-            let e = open(cfg(&vars)).await.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Unsupported, "{vars:?}");
-            assert!(e.to_string().contains(vars[0].0), "{e}");
-        }
+    async fn mongodb_opens_from_url() {
+        let Ok(url) = std::env::var("ORBSTORE_TEST_MONGODB_URL") else {
+            assert!(
+                std::env::var("ORBSTORE_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "ORBSTORE_REQUIRE_SERVERS=1 but ORBSTORE_TEST_MONGODB_URL is not set"
+            );
+            eprintln!("SKIPPED: ORBSTORE_TEST_MONGODB_URL is not set");
+            return;
+        };
+        let db = format!("orbtest_factory_{}", std::process::id());
+        let (base, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let with_db = format!("{}/{db}?{query}", base.trim_end_matches('/'));
+        let store = open(cfg(&[("DATABASE_URL", with_db.as_str())]))
+            .await
+            .unwrap_or_else(|e| panic!("{with_db}: {e}"));
+        assert_eq!(store.kind(), "mongodb");
+        assert!(store.health().await.healthy);
+        store.collection("t").await.unwrap();
+        assert_eq!(store.list_collections().await.unwrap(), ["t"]);
+        assert!(store.drop_collection("t").await.unwrap());
+        store.close().await.unwrap();
+        let BackendConfig::Mongo(m) = BackendConfig::from_url(&with_db).unwrap() else { unreachable!() };
+        let direct = orbstore_mongo::MongoBackend::open(m).await.unwrap();
+        direct.database().drop().await.unwrap();
     }
 }

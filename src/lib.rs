@@ -12,6 +12,8 @@ pub mod backends {
     pub use orbstore_file::FileBackend;
     #[cfg(feature = "memory")]
     pub use orbstore_memory::MemoryBackend;
+    #[cfg(feature = "mongodb")]
+    pub use orbstore_mongo::MongoBackend;
     #[cfg(feature = "postgres")]
     pub use orbstore_postgres::PostgresBackend;
     #[cfg(feature = "sqlite")]

@@ -16,6 +16,7 @@ use orbstore_core::{
 
 use crate::collection::MongoCollection;
 use crate::error::Context;
+use crate::transaction::MongoTransaction;
 
 /// How long finding a server may take before an operation fails with `Unavailable`.
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +40,7 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Shared {
     pub(crate) db: Database,
-    client: Client,
+    pub(crate) client: Client,
     pub(crate) mode: Mode,
     caps: Capabilities,
     closed: AtomicBool,
@@ -75,6 +76,18 @@ impl MongoBackend {
     /// Connects (a server that does not answer is a retryable `Unavailable` within
     /// [`SERVER_SELECTION_TIMEOUT`]), asks the server what it is, and chooses the query mode.
     pub async fn open(config: MongoConfig) -> Result<MongoBackend> {
+        Self::open_with(config, false).await
+    }
+
+    /// [`MongoBackend::open`], also offering transactions on a server that runs them without
+    /// isolation (nx-27017: other clients see uncommitted writes, and an abort rolls back other
+    /// clients' writes to the same database). For tests that give each client a database of its
+    /// own; `capabilities().isolated_transactions` stays false.
+    pub async fn open_allowing_unisolated_transactions(config: MongoConfig) -> Result<MongoBackend> {
+        Self::open_with(config, true).await
+    }
+
+    async fn open_with(config: MongoConfig, allow_unisolated: bool) -> Result<MongoBackend> {
         let mut options = ClientOptions::parse(config.url.expose()).await.map_err(|e| {
             Error::invalid(format!(
                 "invalid MongoDB URL {}: {e}",
@@ -108,10 +121,14 @@ impl MongoBackend {
             if replicated { "replicated" } else { "standalone" },
             if mode == Mode::Native { "native" } else { "exact" }
         );
+        // MongoDB runs isolated transactions on replica sets and sharded clusters; whether the
+        // server really runs one is asked, not assumed (a standalone mongod refuses).
+        let isolated = mongodb && replicated;
+        let transactions =
+            (isolated || allow_unisolated) && probe_transaction(&client, &config.database).await;
         let caps = Capabilities {
-            // Sessions with transactions are not built yet (see the README).
-            transactions: false,
-            isolated_transactions: false,
+            transactions,
+            isolated_transactions: transactions && isolated,
             // Native only: a compatible server's own unique indexes follow its own semantics.
             unique_indexes: mode == Mode::Native,
             // Acknowledged writes are journaled by a replica set's majority; a standalone or a
@@ -191,11 +208,13 @@ impl PersistenceBackend for MongoBackend {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         self.shared.check_open()?;
-        Err(Error::unsupported(format!(
-            "transactions are not available on the MongoDB backend yet (sessions with transactions are not built; \
-             connected to {})",
-            self.shared.server
-        )))
+        if !self.shared.caps.transactions {
+            return Err(Error::unsupported(format!(
+                "transactions need a MongoDB replica set or sharded cluster; connected to {}",
+                self.shared.server
+            )));
+        }
+        Ok(Box::new(MongoTransaction::begin(self.shared.clone()).await?))
     }
 
     async fn health(&self) -> HealthReport {
@@ -248,6 +267,18 @@ impl PersistenceBackend for MongoBackend {
         }
         Ok(())
     }
+}
+
+/// Whether the server runs a transaction: start one, read in it, abort it.
+async fn probe_transaction(client: &Client, database: &str) -> bool {
+    let Ok(mut session) = client.start_session().await else { return false };
+    if session.start_transaction().await.is_err() {
+        return false;
+    }
+    let coll = client.database(database).collection::<BsonDocument>(INDEX_CATALOG);
+    let read = coll.find_one(doc! {}).session(&mut session).await.is_ok();
+    let _ = session.abort_transaction().await;
+    read
 }
 
 fn bson_u64(b: &Bson) -> Option<u64> {

@@ -20,16 +20,35 @@ use serde_json::Value;
 use crate::backend::{Mode, Shared, INDEX_CATALOG};
 use crate::bson::{to_bson, to_bson_doc, to_json_doc};
 use crate::error::{code, Context};
+use crate::transaction::TxShared;
+use orbstore_core::engine::finished_transaction;
 
 /// The server's "collection already exists" code.
 const NAMESPACE_EXISTS: i32 = 48;
 
-/// A collection handle of the MongoDB backend.
+/// A collection handle of the MongoDB backend, plain or bound to a transaction.
 #[derive(Debug)]
 pub struct MongoCollection {
     name: String,
     shared: Arc<Shared>,
     coll: mongodb::Collection<BsonDocument>,
+    tx: Option<Arc<TxShared>>,
+}
+
+/// Runs a driver action, in the handle's transaction when it has one; maps errors with `what`.
+macro_rules! exec {
+    ($self:ident, $what:expr, $action:expr) => {{
+        match &$self.tx {
+            None => $action.await.map_err(|e| crate::error::map(&$what, e)),
+            Some(tx) => {
+                let mut guard = tx.session.lock().await;
+                match guard.as_mut() {
+                    Some(session) => $action.session(session).await.map_err(|e| crate::error::map(&$what, e)),
+                    None => Err(finished_transaction()),
+                }
+            }
+        }
+    }};
 }
 
 /// A filter as the BSON MongoDB reads (our filter language is MongoDB's).
@@ -67,7 +86,40 @@ fn id_filter(id: &str) -> BsonDocument {
 impl MongoCollection {
     pub(crate) fn new(name: &str, shared: Arc<Shared>) -> Self {
         let coll = shared.db.collection::<BsonDocument>(name);
-        MongoCollection { name: name.to_owned(), shared, coll }
+        MongoCollection { name: name.to_owned(), shared, coll, tx: None }
+    }
+
+    pub(crate) fn in_transaction(name: &str, tx: Arc<TxShared>) -> Self {
+        let shared = tx.shared.clone();
+        let coll = shared.db.collection::<BsonDocument>(name);
+        MongoCollection { name: name.to_owned(), shared, coll, tx: Some(tx) }
+    }
+
+    /// Every document a find returns, handed to `each` as it arrives.
+    async fn scan(
+        &self,
+        filter: BsonDocument,
+        options: FindOptions,
+        mut each: impl FnMut(BsonDocument) -> Result<()>,
+    ) -> Result<()> {
+        match &self.tx {
+            None => {
+                let mut cursor = self.coll.find(filter).with_options(options).await.ctx("find")?;
+                while let Some(d) = cursor.try_next().await.ctx("read a document")? {
+                    each(d)?;
+                }
+            }
+            Some(tx) => {
+                let mut guard = tx.session.lock().await;
+                let session = guard.as_mut().ok_or_else(finished_transaction)?;
+                let mut cursor =
+                    self.coll.find(filter).with_options(options).session(&mut *session).await.ctx("find")?;
+                while let Some(d) = cursor.next(&mut *session).await.transpose().ctx("read a document")? {
+                    each(d)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Creates the collection so that it is listed (an existing one is fine).
@@ -80,11 +132,12 @@ impl MongoCollection {
 
     /// The documents matching a server-side filter, in the server's order for `options`.
     async fn fetch(&self, filter: BsonDocument, options: FindOptions) -> Result<Vec<Document>> {
-        let mut cursor = self.coll.find(filter).with_options(options).await.ctx("find")?;
         let mut docs = Vec::new();
-        while let Some(d) = cursor.try_next().await.ctx("read a document")? {
+        self.scan(filter, options, |d| {
             docs.push(to_json_doc(d)?);
-        }
+            Ok(())
+        })
+        .await?;
         Ok(docs)
     }
 
@@ -112,14 +165,15 @@ impl MongoCollection {
             }
             _ => {
                 // Exact: streamed, only matches are kept.
-                let mut cursor = self.coll.find(Self::pushed(&query.filter)).await.ctx("find")?;
                 let mut docs = Vec::new();
-                while let Some(d) = cursor.try_next().await.ctx("read a document")? {
+                self.scan(Self::pushed(&query.filter), FindOptions::default(), |d| {
                     let d = to_json_doc(d)?;
                     if query.filter.matches(&d) {
                         docs.push(d);
                     }
-                }
+                    Ok(())
+                })
+                .await?;
                 let unprojected = Query { projection: None, ..query.clone() };
                 unprojected.finish(&mut docs);
                 Ok(docs)
@@ -166,20 +220,25 @@ impl MongoCollection {
             let written = if replace {
                 self.replace_if_unchanged(t, update).await
             } else {
-                self.coll
-                    .update_one(self.target_filter(id, filter), ub.clone())
-                    .await
-                    .map(|r| r.matched_count)
+                exec!(
+                    self,
+                    format!("update {id:?}"),
+                    self.coll.update_one(self.target_filter(id, filter), ub.clone())
+                )
+                .map(|r| r.matched_count)
             };
             match written {
                 Ok(n) => changed += n,
                 Err(e) => {
-                    // Undo the documents already changed by this call.
-                    for done in &targets[..i] {
-                        let did = id_of(done).unwrap_or_default();
-                        let _ = self.coll.replace_one(id_filter(did), to_bson_doc(done)).await;
+                    // Undo the documents already changed by this call (a transaction's own
+                    // rollback does that inside one).
+                    if self.tx.is_none() {
+                        for done in &targets[..i] {
+                            let did = id_of(done).unwrap_or_default();
+                            let _ = self.coll.replace_one(id_filter(did), to_bson_doc(done)).await;
+                        }
                     }
-                    return Err(crate::error::map(&format!("update {id:?}"), e));
+                    return Err(e);
                 }
             }
         }
@@ -190,7 +249,7 @@ impl MongoCollection {
     /// `1`, but keep booleans in a whole document. The updated document replaces the stored one
     /// only if its scalar top-level fields are still what was read (a compare-and-swap); if not,
     /// the document changed meanwhile and nothing is written (`matched_count` 0).
-    async fn replace_if_unchanged(&self, old: &Document, update: &Update) -> mongodb::error::Result<u64> {
+    async fn replace_if_unchanged(&self, old: &Document, update: &Update) -> Result<u64> {
         let mut new = old.clone();
         // Checked to apply in `update` before any write.
         let _ = update.apply(&mut new);
@@ -199,14 +258,20 @@ impl MongoCollection {
             .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Null))
             .map(|(k, v)| (k.clone(), to_bson(v)))
             .collect();
-        Ok(self.coll.replace_one(unchanged, to_bson_doc(&new)).await?.matched_count)
+        let id = id_of(old).unwrap_or_default();
+        Ok(exec!(
+            self,
+            format!("update {id:?}"),
+            self.coll.replace_one(unchanged.clone(), to_bson_doc(&new))
+        )?
+        .matched_count)
     }
 
     async fn delete(&self, filter: &Filter, only_first: bool) -> Result<u64> {
         filter.validate()?;
         self.shared.check_open()?;
         if !only_first && matches!(filter, Filter::All) {
-            return Ok(self.coll.delete_many(doc! {}).await.ctx("delete")?.deleted_count);
+            return Ok(exec!(self, "delete", self.coll.delete_many(doc! {}))?.deleted_count);
         }
         let targets = self.targets(filter, only_first).await?;
         if targets.is_empty() {
@@ -221,7 +286,7 @@ impl MongoCollection {
             }
             _ => by_id,
         };
-        Ok(self.coll.delete_many(server_filter).await.ctx("delete")?.deleted_count)
+        Ok(exec!(self, "delete", self.coll.delete_many(server_filter.clone()))?.deleted_count)
     }
 }
 
@@ -281,10 +346,8 @@ impl Collection for MongoCollection {
     async fn insert_one(&self, mut doc: Document) -> Result<Id> {
         let id = prepare_document(&mut doc)?;
         self.shared.check_open()?;
-        self.coll
-            .insert_one(to_bson_doc(&doc))
-            .await
-            .map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+        let bson = to_bson_doc(&doc);
+        exec!(self, format!("insert {id:?}"), self.coll.insert_one(&bson))?;
         Ok(id)
     }
 
@@ -304,6 +367,13 @@ impl Collection for MongoCollection {
             ids.push(id);
         }
         self.shared.check_open()?;
+        if let Some(tx) = &self.tx {
+            // Inside a transaction its rollback undoes a refused batch.
+            let mut guard = tx.session.lock().await;
+            let session = guard.as_mut().ok_or_else(finished_transaction)?;
+            self.coll.insert_many(bson).session(session).await.ctx("insert_many")?;
+            return Ok(ids);
+        }
         if let Err(e) = self.coll.insert_many(bson).await {
             // Inserts are ordered and stop at the first refusal: the documents before it were
             // stored by this call and are removed again. Without a refusal index (a lost
@@ -332,19 +402,19 @@ impl Collection for MongoCollection {
     async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
         let id = prepare_document(&mut doc)?;
         self.shared.check_open()?;
-        let r = self
-            .coll
-            .replace_one(id_filter(&id), to_bson_doc(&doc))
-            .upsert(true)
-            .await
-            .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?;
+        let bson = to_bson_doc(&doc);
+        let r = exec!(
+            self,
+            format!("upsert {id:?}"),
+            self.coll.replace_one(id_filter(&id), bson.clone()).upsert(true)
+        )?;
         Ok(Upserted { id, inserted: r.upserted_id.is_some() })
     }
 
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         validate_id(id)?;
         self.shared.check_open()?;
-        self.coll.find_one(id_filter(id)).await.ctx("find by id")?.map(to_json_doc).transpose()
+        exec!(self, "find by id", self.coll.find_one(id_filter(id)))?.map(to_json_doc).transpose()
     }
 
     async fn find(&self, query: &Query) -> Result<Vec<Document>> {
@@ -384,7 +454,7 @@ impl Collection for MongoCollection {
         self.shared.check_open()?;
         match self.shared.mode {
             Mode::Native if native_safe(filter) => {
-                self.coll.count_documents(filter_bson(filter)).await.ctx("count")
+                exec!(self, "count", self.coll.count_documents(filter_bson(filter)))
             }
             _ => Ok(self.matching(&Query::new(filter.clone())).await?.len() as u64),
         }

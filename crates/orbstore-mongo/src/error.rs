@@ -6,6 +6,10 @@ use orbstore_core::{Error, ErrorKind};
 
 /// The server's duplicate-key code.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
+/// A write conflict between transactions.
+const WRITE_CONFLICT: i32 = 112;
+/// A transaction the server no longer knows (already aborted).
+pub(crate) const NO_SUCH_TRANSACTION: i32 = 251;
 
 /// The server code of an error, if it has one.
 pub(crate) fn code(e: &DriverError) -> Option<i32> {
@@ -25,6 +29,16 @@ pub(crate) fn map(what: &str, e: DriverError) -> Error {
         return Error::conflict(format!(
             "{what}: a document with this _id or unique index value already exists"
         ))
+        .with_source(e);
+    }
+    if code(&e) == Some(WRITE_CONFLICT)
+        || e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+        || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+    {
+        return Error::new(
+            ErrorKind::Aborted,
+            format!("{what}: a concurrent transaction overtook this one; retry"),
+        )
         .with_source(e);
     }
     let kind = match e.kind.as_ref() {

@@ -186,3 +186,31 @@ async fn stats_and_health_come_from_the_server() {
     store.close().await.unwrap();
     common::drop_database(&cfg).await;
 }
+
+#[tokio::test]
+async fn transactions_are_offered_only_where_the_server_runs_them() {
+    let Ok(cfg) = common::config(MongoQueryMode::Auto) else {
+        assert!(!orbstore_testkit::servers_required(), "a MongoDB server is required");
+        return eprintln!("SKIPPED: no MongoDB server");
+    };
+    let plain = MongoBackend::open(cfg.clone()).await.unwrap();
+    let opted = MongoBackend::open_allowing_unisolated_transactions(cfg.clone()).await.unwrap();
+    let replicated = plain.server().contains("replicated");
+    let caps = plain.capabilities();
+    assert_eq!(caps.transactions, caps.isolated_transactions, "{caps:?}");
+    if plain.server().starts_with("MongoDB ") {
+        assert_eq!(caps.transactions, replicated, "{}", plain.server());
+    } else {
+        // nx-27017 runs transactions, but not isolated ones: only on request.
+        assert!(!caps.transactions, "{}", plain.server());
+        let opted_caps = opted.capabilities();
+        assert!(opted_caps.transactions && !opted_caps.isolated_transactions, "{opted_caps:?}");
+        let tx = opted.begin().await.unwrap();
+        tx.collection("t").await.unwrap().insert_value(json!({"_id": "x"})).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(opted.collection("t").await.unwrap().find_by_id("x").await.unwrap().is_some());
+    }
+    plain.close().await.unwrap();
+    opted.close().await.unwrap();
+    common::drop_database(&cfg).await;
+}

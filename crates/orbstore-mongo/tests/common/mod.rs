@@ -27,7 +27,10 @@ pub fn config(mode: MongoQueryMode) -> Result<MongoConfig, Skip> {
 /// A backend on a fresh database, dropped at teardown.
 pub async fn fixture_in(mode: MongoQueryMode) -> Result<Fixture, Skip> {
     let cfg = config(mode)?;
-    let store = MongoBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    // Each test has a database of its own, so nx-27017's unisolated transactions are safe here.
+    let store = MongoBackend::open_allowing_unisolated_transactions(cfg.clone())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
     Ok(Fixture::new(Arc::new(store.clone())).with_teardown(async move {
         let _ = store.close().await;
         drop_database(&cfg).await;
