@@ -51,8 +51,42 @@ macro_rules! exec {
     }};
 }
 
-/// A filter as the BSON MongoDB reads (our filter language is MongoDB's).
+/// A filter as the BSON MongoDB reads (our filter language is MongoDB's). An `$and` of
+/// conditions on different paths becomes one document (`{a: {$gte: 1}, b: …}`), and conditions on
+/// one path one operator document (`{a: {$gte: 1, $lt: 2}}`): the same query, in the form servers
+/// plan best (nx-27017 scans the whole collection for the `$and` form of a range).
 pub fn filter_bson(filter: &Filter) -> BsonDocument {
+    if let Filter::And(parts) = filter {
+        let mut merged = BsonDocument::new();
+        let mut flat = true;
+        for part in parts {
+            let Value::Object(map) = part.to_json() else { return filter_bson_plain(filter) };
+            for (path, conditions) in map {
+                if path.starts_with('$') {
+                    flat = false;
+                    break;
+                }
+                let Value::Object(conds) = conditions else { return filter_bson_plain(filter) };
+                let entry = merged.entry(path).or_insert_with(|| Bson::Document(BsonDocument::new()));
+                let Bson::Document(existing) = entry else { return filter_bson_plain(filter) };
+                for (op, operand) in conds {
+                    if existing.contains_key(&op) {
+                        // The same operator twice on one path: keep the `$and`.
+                        return filter_bson_plain(filter);
+                    }
+                    existing.insert(op, to_bson(&operand));
+                }
+            }
+            if !flat {
+                return filter_bson_plain(filter);
+            }
+        }
+        return merged;
+    }
+    filter_bson_plain(filter)
+}
+
+fn filter_bson_plain(filter: &Filter) -> BsonDocument {
     match filter.to_json() {
         Value::Object(map) => to_bson_doc(&map),
         _ => BsonDocument::new(),

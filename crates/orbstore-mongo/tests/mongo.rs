@@ -23,7 +23,16 @@ fn f(v: serde_json::Value) -> Filter {
 fn queries_become_the_bson_mongodb_reads() {
     assert_eq!(
         filter_bson(&f(json!({"score": {"$gte": 0.5, "$lt": 1}, "user": "u1"}))),
-        doc! {"$and": [{"score": {"$gte": 0.5, "$lt": 1}}, {"user": {"$eq": "u1"}}]}
+        doc! {"score": {"$gte": 0.5, "$lt": 1}, "user": {"$eq": "u1"}}
+    );
+    assert_eq!(
+        filter_bson(&Filter::and([Filter::gte("score", 0.25), Filter::lt("score", 0.35)])),
+        doc! {"score": {"$gte": 0.25, "$lt": 0.35}}
+    );
+    // The same operator twice on one path keeps the `$and`.
+    assert_eq!(
+        filter_bson(&Filter::and([Filter::gt("a", 1), Filter::gt("a", 2)])),
+        doc! {"$and": [{"a": {"$gt": 1}}, {"a": {"$gt": 2}}]}
     );
     assert_eq!(
         filter_bson(&f(json!({"n": 3_000_000_000_i64}))),
