@@ -128,6 +128,33 @@ impl IndexSpec {
         self
     }
 
+    /// For `create_index` when an index of this name exists: nothing to do if it has the same
+    /// spec, `Conflict` naming the existing one otherwise.
+    pub fn check_same_as(&self, existing: &IndexSpec) -> Result<()> {
+        if existing == self {
+            Ok(())
+        } else {
+            Err(crate::error::Error::conflict(format!(
+                "an index named {:?} already exists with fields {:?}, unique = {}",
+                self.name, existing.fields, existing.unique
+            )))
+        }
+    }
+
+    /// The error of a failed index build: a `Conflict` (duplicate keys) becomes "stored
+    /// documents already share the same values"; other errors pass through.
+    pub fn build_error(&self, e: crate::error::Error) -> crate::error::Error {
+        if e.kind() == crate::error::ErrorKind::Conflict {
+            crate::error::Error::conflict(format!(
+                "cannot create unique index {:?}: stored documents share the same {:?}",
+                self.name, self.fields
+            ))
+            .with_source(e)
+        } else {
+            e
+        }
+    }
+
     /// Checks the name (`[A-Za-z0-9_.]`, 1 to 63 bytes) and the fields (at least one, valid
     /// paths, no repeats).
     pub fn validate(&self) -> Result<()> {

@@ -236,14 +236,7 @@ impl CollectionEngine {
     /// Creates an index (see [`Collection::create_index`](crate::Collection::create_index)).
     pub fn create_index(&mut self, spec: IndexSpec) -> Result<()> {
         if let Some(existing) = self.indexes.iter().find(|i| i.spec.name == spec.name) {
-            return if existing.spec == spec {
-                Ok(())
-            } else {
-                Err(Error::conflict(format!(
-                    "an index named {:?} already exists with fields {:?}, unique = {}",
-                    spec.name, existing.spec.fields, existing.spec.unique
-                )))
-            };
+            return spec.check_same_as(&existing.spec);
         }
         let unique = if spec.unique {
             let mut u =

@@ -504,14 +504,7 @@ impl Collection for MongoCollection {
                 existing.get_str("spec").ok().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(
                     || Error::corrupt(format!("index {:?} has an unreadable catalog entry", spec.name)),
                 )?;
-            return if existing == spec {
-                Ok(())
-            } else {
-                Err(Error::conflict(format!(
-                    "an index named {:?} already exists with fields {:?}, unique = {}",
-                    spec.name, existing.fields, existing.unique
-                )))
-            };
+            return spec.check_same_as(&existing);
         }
         if spec.unique && self.shared.mode == Mode::Exact {
             return Err(Error::unsupported(format!(
@@ -525,19 +518,10 @@ impl Collection for MongoCollection {
         if spec.unique {
             options.partial_filter_expression = Some(unique_partial_filter(&spec.fields));
         }
-        self.coll.create_index(IndexModel::builder().keys(keys).options(options).build()).await.map_err(
-            |e| {
-                let e = crate::error::map(&format!("create index {:?}", spec.name), e);
-                if e.kind() == orbstore_core::ErrorKind::Conflict {
-                    Error::conflict(format!(
-                        "cannot create unique index {:?}: stored documents share the same {:?}",
-                        spec.name, spec.fields
-                    ))
-                } else {
-                    e
-                }
-            },
-        )?;
+        self.coll
+            .create_index(IndexModel::builder().keys(keys).options(options).build())
+            .await
+            .map_err(|e| spec.build_error(crate::error::map(&format!("create index {:?}", spec.name), e)))?;
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?;
         catalog
             .insert_one(doc! {"_id": key, "collection": &self.name, "name": &spec.name, "spec": spec_json})

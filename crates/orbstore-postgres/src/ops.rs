@@ -10,7 +10,7 @@
 use futures::future::try_join_all;
 use orbstore_core::shapes::Shapes;
 use orbstore_core::{
-    id_of, Document, Error, ErrorKind, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
+    id_of, Document, Error, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -498,14 +498,7 @@ pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &Ind
         let text: String = row.get(0);
         let existing: IndexSpec = serde_json::from_str(&text)
             .map_err(|e| Error::corrupt(format!("index {:?} has an unreadable spec: {e}", spec.name)))?;
-        return if existing == *spec {
-            Ok(())
-        } else {
-            Err(Error::conflict(format!(
-                "an index named {:?} already exists with fields {:?}, unique = {}",
-                spec.name, existing.fields, existing.unique
-            )))
-        };
+        return spec.check_same_as(&existing);
     }
     let mut cols = Vec::new();
     for f in &spec.fields {
@@ -530,17 +523,9 @@ pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &Ind
         sh.table(name),
         cols.join(", ")
     );
-    c.batch_execute(&sql).await.map_err(|e| {
-        let e = crate::error::map(&format!("create index {:?}", spec.name), e);
-        if e.kind() == ErrorKind::Conflict {
-            Error::conflict(format!(
-                "cannot create unique index {:?}: stored documents share the same {:?}",
-                spec.name, spec.fields
-            ))
-        } else {
-            e
-        }
-    })?;
+    c.batch_execute(&sql)
+        .await
+        .map_err(|e| spec.build_error(crate::error::map(&format!("create index {:?}", spec.name), e)))?;
     let spec_json = serde_json::to_string(spec).map_err(|e| Error::invalid(e.to_string()))?;
     c.execute(
         &format!(

@@ -296,14 +296,7 @@ pub(crate) fn create_index(w: &mut Writer, name: &str, spec: IndexSpec) -> Resul
     if let Some(existing) =
         w.catalog.read().collections.get(name).and_then(|m| m.indexes.iter().find(|i| i.name == spec.name))
     {
-        return if *existing == spec {
-            Ok(())
-        } else {
-            Err(Error::conflict(format!(
-                "an index named {:?} already exists with fields {:?}, unique = {}",
-                spec.name, existing.fields, existing.unique
-            )))
-        };
+        return spec.check_same_as(existing);
     }
     let mut cols = Vec::new();
     for f in &spec.fields {
@@ -328,17 +321,8 @@ pub(crate) fn create_index(w: &mut Writer, name: &str, spec: IndexSpec) -> Resul
     );
     let Writer { conn, catalog, .. } = w;
     let sp = conn.savepoint().ctx("begin")?;
-    sp.execute_batch(&sql).map_err(|e| {
-        let e = crate::error::map(&format!("create index {:?}", spec.name), e);
-        if e.kind() == orbstore_core::ErrorKind::Conflict {
-            Error::conflict(format!(
-                "cannot create unique index {:?}: stored documents share the same {:?}",
-                spec.name, spec.fields
-            ))
-        } else {
-            e
-        }
-    })?;
+    sp.execute_batch(&sql)
+        .map_err(|e| spec.build_error(crate::error::map(&format!("create index {:?}", spec.name), e)))?;
     let spec_json = serde_json::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?;
     sp.execute(
         "INSERT INTO orbstore_indexes (collection, name, spec) VALUES (?, ?, ?)",
