@@ -1,0 +1,319 @@
+//! Every store on every backend that can run here: memory, file and SQLite always; PostgreSQL
+//! and MongoDB when `ORBSTORE_TEST_POSTGRES_URL` / `ORBSTORE_TEST_MONGODB_URL` are set (each in a
+//! schema or database of its own). Persistence across a restart on the persistent ones.
+
+use std::time::Duration;
+
+use orbstore::{BackendConfig, Config, ErrorKind, Store};
+use orbstore_rl::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::json;
+
+/// A backend and how to open it again (`None` for memory).
+struct Target {
+    name: &'static str,
+    config: Option<Config>,
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    async fn reopen(&self) -> Option<Store> {
+        let cfg = self.config.clone()?;
+        self.store.close().await.unwrap();
+        Some(orbstore::open(cfg).await.unwrap())
+    }
+}
+
+async fn targets() -> Vec<Target> {
+    let mut out = Vec::new();
+    out.push(Target {
+        name: "memory",
+        config: None,
+        store: orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap(),
+        _dir: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        Config::from_lookup(|k| (k == "DATABASE_URL").then(|| format!("file://{}", dir.path().display())))
+            .unwrap();
+    out.push(Target {
+        name: "file",
+        config: Some(cfg.clone()),
+        store: orbstore::open(cfg).await.unwrap(),
+        _dir: Some(dir),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rl.sqlite3").display());
+    let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap();
+    out.push(Target {
+        name: "sqlite",
+        config: Some(cfg.clone()),
+        store: orbstore::open(cfg).await.unwrap(),
+        _dir: Some(dir),
+    });
+    // `orbtest_<UUIDv7>`: the PostgreSQL tests' sweeper recognizes (and drops, an hour on) what a
+    // panicking test leaves behind.
+    let unique = format!("orbtest_{}", orbstore::generate_id().replace('-', ""));
+    if let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let with = format!("{url}{sep}schema={}", unique);
+        let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| with.clone())).unwrap();
+        out.push(Target {
+            name: "postgres",
+            config: Some(cfg.clone()),
+            store: orbstore::open(cfg).await.unwrap(),
+            _dir: None,
+        });
+    } else {
+        eprintln!("SKIPPED postgres: ORBSTORE_TEST_POSTGRES_URL is not set");
+    }
+    if let Ok(url) = std::env::var("ORBSTORE_TEST_MONGODB_URL") {
+        let (base, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let with = format!("{}/{}?{query}", base.trim_end_matches('/'), unique);
+        let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| with.clone())).unwrap();
+        out.push(Target {
+            name: "mongodb",
+            config: Some(cfg.clone()),
+            store: orbstore::open(cfg).await.unwrap(),
+            _dir: None,
+        });
+    } else {
+        eprintln!("SKIPPED mongodb: ORBSTORE_TEST_MONGODB_URL is not set");
+    }
+    out
+}
+
+/// Drops the schema or database a test used on a server backend.
+async fn cleanup(t: &Target, store: &Store) {
+    let _ = store.close().await;
+    match t.config.as_ref().map(|c| &c.backend) {
+        Some(BackendConfig::Postgres(pg)) => {
+            let mut pg = pg.clone();
+            pg.pool_size = 1;
+            let b = orbstore_postgres::PostgresBackend::open(pg.clone()).await.unwrap();
+            let c = b.raw_client().await.unwrap();
+            c.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", pg.schema)).await.unwrap();
+        }
+        Some(BackendConfig::Mongo(m)) => {
+            let b = orbstore_mongo::MongoBackend::open(m.clone()).await.unwrap();
+            b.database().drop().await.unwrap();
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn exploration_decays_as_computed_by_hand() {
+    assert_eq!(decayed_exploration(0), 0.3);
+    assert!((decayed_exploration(1) - 0.2985).abs() < 1e-12);
+    assert!((decayed_exploration(100) - 0.3 * 0.995f64.powi(100)).abs() < 1e-12);
+    assert!((decayed_exploration(100) - 0.181_730_359).abs() < 1e-6);
+    assert_eq!(decayed_exploration(1_000), 0.05);
+    assert_eq!(decayed_exploration(u64::MAX), 0.05);
+}
+
+#[tokio::test]
+async fn qtable_learns_by_the_formula_and_survives_a_restart() {
+    for t in targets().await {
+        let q = QTable::open(&*t.store).await.unwrap();
+        // Q(s,a) = 0 + 0.1 * (1 + 0.9 * 0 - 0) = 0.1 (s2 unknown: max is 0)
+        assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.1).abs() < 1e-12, "{}", t.name);
+        q.set("s2", "b", 2.0).await.unwrap();
+        q.set("s2", "c", -1.0).await.unwrap();
+        // 0.1 + 0.1 * (1 + 0.9 * 2 - 0.1) = 0.37
+        assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.37).abs() < 1e-12);
+        assert_eq!(q.q_value("nowhere", "x"), 0.0);
+        assert_eq!(q.best_action("s2").as_deref(), Some("b"));
+        assert_eq!(q.state_actions("s2"), vec![("b".to_owned(), 2.0), ("c".to_owned(), -1.0)]);
+        assert_eq!(q.get("s1", "a").unwrap().visits, 2);
+        let st = q.stats();
+        assert_eq!((st.entries, st.states, st.max), (3, 2, Some(2.0)));
+        assert!((st.mean - (0.37 + 2.0 - 1.0) / 3.0).abs() < 1e-12);
+        assert_eq!(q.update("s", "a", 1.0, "t", 1.5, 0.9).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        q.flush().await.unwrap();
+        assert_eq!(q.status().unsaved, 0);
+        if let Some(store) = t.reopen().await {
+            let q2 = QTable::open(&*store).await.unwrap();
+            assert_eq!(q2.q_value("s1", "a"), 0.37, "{}", t.name);
+            assert_eq!(q2.stats().entries, 3);
+            q2.clear().await.unwrap();
+            q2.flush().await.unwrap();
+            assert_eq!(QTable::open(&*store).await.unwrap().stats().entries, 0, "{}", t.name);
+            cleanup(&t, &store).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn epsilon_greedy_selection_is_reproducible_with_a_seed() {
+    let store = orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap();
+    let q = QTable::open(&*store).await.unwrap();
+    q.set("s", "b", 1.0).await.unwrap();
+    q.set("s", "c", 3.0).await.unwrap();
+    let cands: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let mut rng = StdRng::seed_from_u64(7);
+    assert_eq!(q.select_actions("s", &cands, 0.0, &mut rng), ["c", "b", "a"]);
+    let explored: Vec<Vec<String>> = (0..20).map(|_| q.select_actions("s", &cands, 1.0, &mut rng)).collect();
+    let mut again = StdRng::seed_from_u64(7);
+    let _ = q.select_actions("s", &cands, 0.0, &mut again);
+    let replay: Vec<Vec<String>> = (0..20).map(|_| q.select_actions("s", &cands, 1.0, &mut again)).collect();
+    assert_eq!(explored, replay, "the same seed gives the same choices");
+    assert!(explored.iter().any(|o| o[0] != "c"), "exploration picks other actions");
+}
+
+#[tokio::test]
+async fn the_save_policy_saves_by_count_by_quiet_period_and_keeps_data_when_saving_fails() {
+    let store = orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap();
+    let policy = SavePolicy {
+        every_updates: 10,
+        interval: Duration::from_secs(3600),
+        debounce: Duration::from_secs(3600),
+    };
+    let q = QTable::open_with(&*store, policy).await.unwrap();
+    let coll = store.collection(Q_COLLECTION).await.unwrap();
+    for i in 0..9 {
+        q.set("s", &format!("a{i}"), i as f64).await.unwrap();
+    }
+    assert_eq!(coll.count(&orbstore::Filter::All).await.unwrap(), 0, "9 updates: not yet");
+    assert_eq!(q.status().unsaved, 9);
+    q.set("s", "a9", 9.0).await.unwrap();
+    assert_eq!(coll.count(&orbstore::Filter::All).await.unwrap(), 10, "the 10th update saves");
+    assert!(q.status().last_save.is_some());
+
+    let quick = SavePolicy {
+        every_updates: 1000,
+        interval: Duration::from_secs(3600),
+        debounce: Duration::from_millis(50),
+    };
+    let store2 = orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap();
+    let q2 = QTable::open_with(&*store2, quick).await.unwrap();
+    q2.set("s", "a", 1.0).await.unwrap();
+    let c2 = store2.collection(Q_COLLECTION).await.unwrap();
+    for _ in 0..100 {
+        if c2.count(&orbstore::Filter::All).await.unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c2.count(&orbstore::Filter::All).await.unwrap(), 1, "saved after the quiet period");
+
+    // Saving fails (the store is closed): the value stays, the error is reported, and
+    // flush_all reports it too.
+    q2.set("s", "a", 5.0).await.unwrap();
+    store2.close().await.unwrap();
+    assert!(q2.flush().await.is_err());
+    let status = q2.status();
+    assert!(status.unsaved >= 1 && status.last_error.is_some(), "{status:?}");
+    assert_eq!(q2.q_value("s", "a"), 5.0);
+    assert!(flush_all().await.is_err());
+}
+
+fn exp(user: &str, i: usize, reward: f64, completed: bool) -> Experience {
+    let mut e =
+        Experience::new(user, &format!("s{i}"), &format!("a{}", i % 3), reward, &format!("s{}", i + 1));
+    e.timestamp = 1_000_000 + i as u64;
+    e.completed = completed;
+    e
+}
+
+#[tokio::test]
+async fn experiences_are_queried_sampled_evicted_and_survive_a_restart() {
+    for t in targets().await {
+        let xs = ExperienceStore::open(&*t.store, Some(50)).await.unwrap();
+        let batch: Vec<Experience> = (0..60).map(|i| exp("u1", i, i as f64 / 10.0, i % 4 == 0)).collect();
+        xs.add_batch(batch).await.unwrap();
+        xs.add(exp("u2", 0, 1.0, true)).await.unwrap();
+        assert_eq!(xs.by_user("u1").len(), 50, "{}: capacity 50, FIFO", t.name);
+        assert_eq!(xs.by_user("u1")[0].state, "s10", "the 10 oldest were evicted");
+        assert_eq!(
+            xs.recent("u1", 3).iter().map(|e| e.state.as_str()).collect::<Vec<_>>(),
+            ["s59", "s58", "s57"]
+        );
+        assert_eq!(xs.completed("u1").len(), 12); // i % 4 == 0 within 10..60: 12, 16, ..., 56
+        assert_eq!(xs.high_reward("u1", 5.5).len(), 5);
+        let st = xs.stats("u1");
+        assert_eq!(st.count, 50);
+        assert!((st.mean_reward - 3.45).abs() < 1e-9, "{st:?}");
+        let mut rng = StdRng::seed_from_u64(1);
+        let s = xs.sample("u1", 32, &mut rng);
+        let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!((s.len(), distinct.len()), (32, 32), "without replacement");
+        assert_eq!(xs.sample("u2", 10, &mut rng).len(), 1);
+        let first = xs.by_user("u1")[0].id.clone();
+        assert_eq!(xs.get(&first).unwrap().state, "s10");
+        if let Some(store) = t.reopen().await {
+            let again = ExperienceStore::open(&*store, Some(50)).await.unwrap();
+            assert_eq!(again.by_user("u1").len(), 50, "{}: evictions were persisted", t.name);
+            assert_eq!(again.len(), 51);
+            assert_eq!(again.cleanup(Duration::from_secs(1)).await.unwrap(), 51, "all are old");
+            assert!(again.is_empty());
+            cleanup(&t, &store).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn prioritized_sampling_follows_the_priorities() {
+    let store = orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap();
+    let xs = ExperienceStore::open(&*store, None).await.unwrap();
+    xs.add_batch(vec![exp("u", 0, 0.0, false), exp("u", 1, 0.0, false)]).await.unwrap();
+    let ids: Vec<String> = xs.by_user("u").iter().map(|e| e.id.clone()).collect();
+    xs.update_priorities(&[(ids[0].clone(), 1.0), (ids[1].clone(), 9.0)]).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let draws = xs.sample_prioritized("u", 10_000, &mut rng);
+    let heavy = draws.iter().filter(|(e, _)| e.id == ids[1]).count();
+    assert!((8_800..=9_200).contains(&heavy), "{heavy} of 10000 draws for priority 9 of 10");
+    assert_eq!(xs.update_priorities(&[(ids[0].clone(), -1.0)]).unwrap_err().kind(), ErrorKind::InvalidInput);
+    // A new experience gets the highest priority seen.
+    xs.add(exp("u", 2, 0.0, false)).await.unwrap();
+    let newest = xs.recent("u", 1)[0].id.clone();
+    let d = xs.sample_prioritized("u", 1900, &mut rng);
+    assert!(d.iter().any(|(e, p)| e.id == newest && *p == 9.0));
+}
+
+#[tokio::test]
+async fn profiles_decay_exploration_and_keep_their_counts() {
+    for t in targets().await {
+        let p = UserProfileStore::open(&*t.store).await.unwrap();
+        let created = p.create("ana").await.unwrap();
+        assert_eq!(created.exploration_rate, 0.3);
+        assert_eq!(p.create("ana").await.unwrap_err().kind(), ErrorKind::Conflict, "{}", t.name);
+        assert_eq!(p.get_or_create("bo").await.unwrap().experiences, 0);
+        let after = p.increment_experiences("ana", 100).await.unwrap();
+        assert_eq!(after.experiences, 100);
+        assert!((after.exploration_rate - 0.3 * 0.995f64.powi(100)).abs() < 1e-12);
+        assert_eq!(p.update_exploration_rate("ana", 1.5).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(p.update_exploration_rate("ana", 0.7).await.unwrap().exploration_rate, 0.7);
+        assert_eq!(p.increment_policy_version("ana").await.unwrap().policy_version, 1);
+        assert_eq!(p.reset_exploration("ana").await.unwrap().exploration_rate, 0.3);
+        let g = p.global_stats().await.unwrap();
+        assert_eq!(g.users, 2);
+        assert_eq!(g.most_experienced, Some(("ana".to_owned(), 100)));
+        assert!((g.mean_exploration_rate - 0.3).abs() < 1e-12);
+        if let Some(store) = t.reopen().await {
+            let again = UserProfileStore::open(&*store).await.unwrap();
+            assert_eq!(again.get("ana").await.unwrap().unwrap().policy_version, 1, "{}", t.name);
+            cleanup(&t, &store).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_queried_by_type_and_time() {
+    for t in targets().await {
+        let m = LearningMetrics::open(&*t.store).await.unwrap();
+        let before =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        m.record("episode_reward", json!({"episode": 1, "reward": 3.5}), None).await.unwrap();
+        m.record("episode_reward", json!({"episode": 2, "reward": 4.0}), Some("policy-1")).await.unwrap();
+        m.record("loss", json!(0.25), None).await.unwrap();
+        let got = m.query("episode_reward", before, u64::MAX / 2).await.unwrap();
+        assert_eq!(got.len(), 2, "{}", t.name);
+        assert_eq!(got[1].related.as_deref(), Some("policy-1"));
+        assert_eq!(m.count("loss").await.unwrap(), 1);
+        assert!(m.query("episode_reward", 0, before).await.unwrap().is_empty());
+        cleanup(&t, &t.store).await;
+    }
+}
