@@ -1,1 +1,210 @@
-//! placeholder
+//! `orb`: a resumable tabular Q-learning demo over orbstore, and store statistics.
+//!
+//! The backend comes from the environment (`DATABASE_URL`, `DB_BACKEND`, `ORB_PERSISTENCE`; by
+//! default the file backend in `./data`), as for every orbstore program.
+
+mod grid;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use orbstore::Store;
+use orbstore_rl::{Experience, ExperienceStore, LearningMetrics, QTable, UserProfileStore};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::json;
+
+use crate::grid::{Grid, ACTIONS};
+
+/// `println!` that ignores a closed stdout (`orb stats | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// The agent's user id in the stores.
+const AGENT: &str = "grid-agent";
+
+#[derive(Parser)]
+#[command(name = "orb", version, about = "orbstore: persistence for learning agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a Q-learning agent on a small grid world; run it again and it resumes.
+    Demo {
+        /// Episodes to train in this run.
+        #[arg(long, default_value_t = 300)]
+        episodes: u32,
+        /// Seed of the exploration's random numbers.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Collections, counts, sizes, the backend and its health.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let store = match orbstore::from_env().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("orb: cannot open the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Demo { episodes, seed } => demo(&store, episodes, seed).await,
+        Command::Stats { json } => stats(&store, json).await,
+    };
+    let closed = store.close().await;
+    match result.and(closed) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(store: &Store, episodes: u32, seed: u64) -> orbstore::Result<()> {
+    let q = QTable::open(&**store).await?;
+    let experiences = ExperienceStore::open(&**store, Some(50_000)).await?;
+    let profiles = UserProfileStore::open(&**store).await?;
+    let metrics = LearningMetrics::open(&**store).await?;
+    // Ctrl-C or SIGTERM: save what the Q-table has not saved yet, then exit.
+    orbstore_rl::flush_on_signal(|| std::process::exit(130));
+
+    let done_before = metrics.count("episode").await?;
+    let health = store.health().await;
+    if q.stats().entries == 0 && experiences.is_empty() {
+        say!("Starting fresh on the {} backend ({}).", store.kind(), health.message);
+    } else {
+        say!(
+            "Resumed on the {} backend: found {} Q-values and {} experiences from {} earlier episodes.",
+            store.kind(),
+            q.stats().entries,
+            experiences.len(),
+            done_before
+        );
+    }
+
+    let grid = Grid::default();
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(done_before));
+    let bar = ProgressBar::new(u64::from(episodes));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} episodes  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let actions: Vec<String> = ACTIONS.iter().map(|a| a.to_string()).collect();
+    let mut last_steps = 0;
+    for n in 0..episodes {
+        let profile = profiles.get_or_create(AGENT).await?;
+        let epsilon = profile.exploration_rate;
+        let mut pos = grid.start;
+        let mut batch = Vec::new();
+        let mut total = 0.0;
+        for _ in 0..grid.max_steps {
+            let state = grid.state(pos);
+            let action = q.select_actions(&state, &actions, epsilon, &mut rng).remove(0);
+            let (next, reward, done) = grid.step(pos, &action);
+            let next_state = grid.state(next);
+            q.update(&state, &action, reward, &next_state, 0.3, 0.9).await?;
+            let mut e = Experience::new(AGENT, &state, &action, reward, &next_state);
+            e.completed = done;
+            batch.push(e);
+            total += reward;
+            pos = next;
+            if done {
+                break;
+            }
+        }
+        let steps = batch.len();
+        last_steps = steps;
+        experiences.add_batch(batch).await?;
+        profiles.increment_experiences(AGENT, steps as u64).await?;
+        let episode = done_before + u64::from(n) + 1;
+        metrics
+            .record(
+                "episode",
+                json!({"episode": episode, "steps": steps, "reward": total, "epsilon": epsilon}),
+                None,
+            )
+            .await?;
+        bar.set_message(format!("steps {steps:>3}  reward {total:>6.1}  epsilon {epsilon:.3}"));
+        bar.inc(1);
+    }
+    bar.finish();
+    q.flush().await?;
+
+    let (path, reached) = grid.greedy_path(|s| q.best_action(s));
+    say!("Last episode took {last_steps} steps. What the agent learned (greedy from the start):");
+    say!("{}", grid.render(&path));
+    if reached {
+        say!(
+            "It reaches the goal in {} steps (the shortest path is {}).",
+            path.len() - 1,
+            grid.shortest_path_len()
+        );
+    } else {
+        say!("It does not reach the goal yet: run `orb demo` again to keep training.");
+    }
+    let s = q.stats();
+    say!(
+        "Saved: {} Q-values over {} states, {} experiences, exploration rate {:.3}.",
+        s.entries,
+        s.states,
+        experiences.len(),
+        profiles.get_or_create(AGENT).await?.exploration_rate
+    );
+    Ok(())
+}
+
+async fn stats(store: &Store, as_json: bool) -> orbstore::Result<()> {
+    let health = store.health().await;
+    let stats = store.stats().await?;
+    if as_json {
+        let collections: Vec<_> = stats
+            .collections
+            .iter()
+            .map(
+                |c| json!({"name": c.name, "documents": c.documents, "bytes": c.bytes, "indexes": c.indexes}),
+            )
+            .collect();
+        let out = json!({
+            "backend": stats.backend,
+            "healthy": health.healthy,
+            "latency_ms": health.latency.as_secs_f64() * 1000.0,
+            "health": health.message,
+            "collections": collections,
+            "total_documents": stats.total_documents(),
+            "storage_bytes": stats.storage_bytes,
+            "warnings": stats.warnings,
+        });
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    say!("backend: {}  healthy: {}  ({:?})", stats.backend, health.healthy, health.latency);
+    say!("{}", health.message);
+    say!("{:<24} {:>12} {:>14} {:>8}", "collection", "documents", "bytes", "indexes");
+    for c in &stats.collections {
+        let bytes = c.bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
+        say!("{:<24} {:>12} {:>14} {:>8}", c.name, c.documents, bytes, c.indexes);
+    }
+    say!("{:<24} {:>12}", "total", stats.total_documents());
+    for w in &stats.warnings {
+        say!("warning: {w}");
+    }
+    Ok(())
+}
