@@ -1,26 +1,33 @@
 //! Learning-agent state over orbstore, written once over the backend contract so that every
 //! store works on every backend: a Q-table served from memory and saved by a
 //! [`SavePolicy`], an experience-replay buffer with uniform and prioritized sampling, user
-//! profiles with decaying exploration, and learning metrics.
+//! profiles with decaying exploration, versioned policies and configuration with lineage,
+//! learning metrics, and a score cache.
 //!
-//! Not built yet (see the README): the event, policy and configuration stores, the score cache,
-//! and PostgreSQL views.
+//! Not built yet (see the README): the event store and PostgreSQL views.
 
 #![deny(missing_docs)]
 
+mod config_store;
 mod experience;
 mod metrics;
+mod policy;
 mod profile;
 mod qtable;
 mod saver;
+mod score_cache;
 mod sumtree;
+mod versioned;
 
+pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
 pub use experience::{Experience, ExperienceStats, ExperienceStore, EXPERIENCE_COLLECTION};
 pub use metrics::{LearningMetrics, Metric, METRICS_COLLECTION};
+pub use policy::{Policy, PolicyStore, POLICY_COLLECTION};
 pub use profile::{
     decayed_exploration, GlobalStats, UserProfile, UserProfileStore, EXPLORATION_DECAY, INITIAL_EXPLORATION,
     MIN_EXPLORATION, PROFILE_COLLECTION,
 };
 pub use qtable::{QEntry, QStats, QTable, Q_COLLECTION};
 pub use saver::{flush_all, flush_on_signal, AutoSaver, SaveChanges, SavePolicy, SaveStatus};
+pub use score_cache::{CacheMetrics, ScoreCache, DRIFT, HISTORY};
 pub use sumtree::SumTree;

@@ -317,3 +317,92 @@ async fn metrics_are_queried_by_type_and_time() {
         cleanup(&t, &t.store).await;
     }
 }
+
+#[tokio::test]
+async fn twenty_concurrent_policy_saves_leave_one_active_version_and_a_lineage() {
+    for t in targets().await {
+        let p = PolicyStore::open(&*t.store).await.unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let weights = std::collections::BTreeMap::from([("left".to_owned(), i as f64)]);
+                    p.save_policy("bin-1", &format!("rule-{i}"), weights, json!({"writer": i})).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let history = p.history("bin-1").await.unwrap();
+        assert_eq!(history.len(), 20, "{}", t.name);
+        assert_eq!(history.iter().map(|h| h.version).collect::<Vec<_>>(), (1..=20).rev().collect::<Vec<_>>());
+        assert_eq!(history.iter().filter(|h| h.active).count(), 1, "{}: exactly one active", t.name);
+        assert!(history[0].active && history[0].version == 20);
+        for w in history.windows(2) {
+            assert_eq!(w[0].parent.as_deref(), Some(w[1].id.as_str()), "{}: lineage", t.name);
+        }
+        assert_eq!(history[19].parent, None);
+        let active = p.load_policy("bin-1").await.unwrap().unwrap();
+        assert_eq!(active.version, 20);
+        assert!(p.record_execution(&active.id, 1.0).await.unwrap());
+        assert!(p.record_execution(&active.id, 0.5).await.unwrap());
+        assert!(!p.record_execution("bin-1:v99", 1.0).await.unwrap());
+        let again = p.load_policy("bin-1").await.unwrap().unwrap();
+        assert_eq!(again.executions, 2);
+        assert!((again.mean_reward() - 0.75).abs() < 1e-12);
+        p.save_policy("bin-2", "r", Default::default(), json!(null)).await.unwrap();
+        let best = p.active_by_mean_reward().await.unwrap();
+        assert_eq!(best.iter().map(|b| b.state_bin.as_str()).collect::<Vec<_>>(), ["bin-1", "bin-2"]);
+        if let Some(store) = t.reopen().await {
+            let p2 = PolicyStore::open(&*store).await.unwrap();
+            assert_eq!(p2.load_policy("bin-1").await.unwrap().unwrap().executions, 2, "{}", t.name);
+            cleanup(&t, &store).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn configuration_is_versioned_with_parents() {
+    for t in targets().await {
+        let c = ConfigStore::open(&*t.store).await.unwrap();
+        assert_eq!(c.load_config("router", "alpha").await.unwrap(), None);
+        c.save_config("router", "alpha", json!(0.1)).await.unwrap();
+        c.save_config("router", "alpha", json!(0.2)).await.unwrap();
+        c.save_config("router", "gamma", json!({"v": 0.9})).await.unwrap();
+        assert_eq!(c.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
+        let h = c.history("router", "alpha").await.unwrap();
+        assert_eq!(h.iter().map(|e| e.value.clone()).collect::<Vec<_>>(), [json!(0.2), json!(0.1)]);
+        assert_eq!(h[0].parent.as_deref(), Some(h[1].id.as_str()));
+        assert_eq!(c.save_config("a/b", "k", json!(1)).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        if let Some(store) = t.reopen().await {
+            cleanup(&t, &store).await;
+        }
+    }
+}
+
+#[test]
+fn the_score_cache_expires_drifts_and_counts() {
+    let cache = ScoreCache::new(Duration::from_millis(200));
+    assert_eq!(cache.get("a"), None);
+    cache.put("a", 0.9, 10.0);
+    assert_eq!(cache.get("a"), Some(0.9));
+    // Within 20 % of the baseline: kept.
+    for v in [10.0, 11.0, 9.5] {
+        assert!(!cache.record_performance("a", v));
+    }
+    assert_eq!(cache.get("a"), Some(0.9));
+    // The recent mean drops more than 20 % below 10: dropped.
+    let dropped: Vec<bool> = (0..10).map(|_| cache.record_performance("a", 5.0)).collect();
+    assert_eq!(dropped.iter().filter(|d| **d).count(), 1, "dropped once: {dropped:?}");
+    assert_eq!(cache.get("a"), None);
+    assert_eq!(cache.history("a").len(), HISTORY, "only the last 10 are kept");
+    cache.put("b", 1.0, 1.0);
+    assert!(cache.invalidate("b"));
+    assert!(!cache.invalidate("b"));
+    cache.put("c", 2.0, 1.0);
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(cache.get("c"), None, "expired");
+    let m = cache.metrics();
+    assert_eq!((m.hits, m.misses, m.size), (2, 3, 0));
+}
