@@ -281,15 +281,31 @@ impl MongoCollection {
 
     /// Exact mode's way to set a boolean: servers such as nx-27017 store `$set: {x: true}` as
     /// `1`, but keep booleans in a whole document. The updated document replaces the stored one
-    /// only if its scalar top-level fields are still what was read (a compare-and-swap); if not,
-    /// the document changed meanwhile and nothing is written (`matched_count` 0).
+    /// only if the fields the update writes still hold the scalar values that were read (a
+    /// compare-and-swap); if not, nothing is written (`matched_count` 0). A concurrent change to
+    /// other fields of the document is overwritten: exact mode's documented limit.
     async fn replace_if_unchanged(&self, old: &Document, update: &Update) -> Result<u64> {
         let mut new = old.clone();
         // Checked to apply in `update` before any write.
         let _ = update.apply(&mut new);
+        // The guard: `_id`, and the old scalar values of the fields the update writes (a
+        // concurrent change to those is not overwritten). Only scalars: nx-27017 errs on array
+        // equality and compares objects its own way.
+        let touched: HashSet<&str> = update
+            .ops
+            .iter()
+            .map(|op| match op {
+                UpdateOp::Set(p, _) | UpdateOp::Inc(p, _) => p,
+                UpdateOp::Unset(p) => p,
+            })
+            .filter_map(|p| p.segments().next())
+            .collect();
         let unchanged: BsonDocument = old
             .iter()
-            .filter(|(_, v)| matches!(v, Value::String(_) | Value::Number(_) | Value::Null))
+            .filter(|(k, v)| {
+                (k.as_str() == "_id" || touched.contains(k.as_str()))
+                    && matches!(v, Value::String(_) | Value::Number(_))
+            })
             .map(|(k, v)| (k.clone(), to_bson(v)))
             .collect();
         let id = id_of(old).unwrap_or_default();

@@ -2,13 +2,14 @@
 //! store works on every backend: a Q-table served from memory and saved by a
 //! [`SavePolicy`], an experience-replay buffer with uniform and prioritized sampling, user
 //! profiles with decaying exploration, versioned policies and configuration with lineage,
-//! learning metrics, and a score cache.
+//! experience events with action metadata and archiving, learning metrics, and a score cache.
 //!
-//! Not built yet (see the README): the event store and PostgreSQL views.
+//! Not built yet (see the README): PostgreSQL views over these collections.
 
 #![deny(missing_docs)]
 
 mod config_store;
+mod events;
 mod experience;
 mod metrics;
 mod policy;
@@ -20,6 +21,7 @@ mod sumtree;
 mod versioned;
 
 pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
+pub use events::{ActionMetadata, Event, EventStore, Rewards, EVENT_COLLECTION, METADATA_COLLECTION};
 pub use experience::{Experience, ExperienceStats, ExperienceStore, EXPERIENCE_COLLECTION};
 pub use metrics::{LearningMetrics, Metric, METRICS_COLLECTION};
 pub use policy::{Policy, PolicyStore, POLICY_COLLECTION};

@@ -406,3 +406,59 @@ fn the_score_cache_expires_drifts_and_counts() {
     let m = cache.metrics();
     assert_eq!((m.hits, m.misses, m.size), (2, 3, 0));
 }
+
+fn event(id: u128, t: u64, goal: f64) -> Event {
+    Event {
+        id,
+        timestamp_us: t,
+        episode: t / 100,
+        step: (t % 100) as u32,
+        event_type: "step".into(),
+        flags: 0b101,
+        state: [0.5; 8],
+        action: [-1.0, 0.0, 1.0, 0.25, 0.0, 0.0, 0.0, 1e-9],
+        rewards: Rewards { homeostasis: 0.1, curiosity: 0.2, efficiency: 0.3, goal },
+        policy_version: "p-abc".into(),
+        sequence: t,
+    }
+}
+
+#[tokio::test]
+async fn events_are_queried_newest_first_joined_with_metadata_and_archived() {
+    for t in targets().await {
+        let ev = EventStore::open(&*t.store).await.unwrap();
+        let big = u128::MAX - 7;
+        ev.write_event(&event(big, 1_000, 5.0)).await.unwrap();
+        ev.write_batch(&(1..=10).map(|i| event(i, 1_000 + i as u64 * 10, i as f64)).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let meta = ActionMetadata {
+            intent_type: "move".into(),
+            executor_id: "arm-1".into(),
+            parameters: json!({"speed": 2}),
+        };
+        ev.write_event_with_metadata(&event(99, 5_000, 0.0), &meta).await.unwrap();
+        let recent = ev.query_events(0, u64::MAX / 2, 3).await.unwrap();
+        assert_eq!(recent.iter().map(|e| e.id).collect::<Vec<_>>(), [99, 10, 9], "{}", t.name);
+        assert_eq!(recent[1].state, [0.5; 8]);
+        assert_eq!(recent[1].action[7], 1e-9);
+        let with = ev.query_events_with_metadata(0, u64::MAX / 2, 2).await.unwrap();
+        assert_eq!(with[0].1.as_ref(), Some(&meta));
+        assert_eq!(with[1].1, None);
+        let high = ev.high_reward(1_000, 8.0, 10).await.unwrap();
+        assert_eq!(high.iter().map(|e| e.id).collect::<Vec<_>>(), [10, 9, 8], "total = 0.6 + goal >= 8");
+        assert!(
+            ev.query_events(0, 2_000, 100).await.unwrap().iter().any(|e| e.id == big),
+            "128-bit ids round-trip"
+        );
+        assert_eq!(ev.archive_events(1_050).await.unwrap(), 5, "{}: 1000 (x1), 1010..1040", t.name);
+        assert_eq!(ev.query_events(0, u64::MAX / 2, 100).await.unwrap().len(), 7);
+        assert_eq!(ev.archive_events(1_050).await.unwrap(), 0, "already archived");
+        let mut bad = event(7, 1, 0.0);
+        bad.state[3] = f64::NAN;
+        assert_eq!(ev.write_event(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+        if let Some(store) = t.reopen().await {
+            cleanup(&t, &store).await;
+        }
+    }
+}
