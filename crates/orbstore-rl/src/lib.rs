@@ -4,7 +4,7 @@
 //! profiles with decaying exploration, versioned policies and configuration with lineage,
 //! experience events with action metadata and archiving, learning metrics, and a score cache.
 //!
-//! Not built yet (see the README): PostgreSQL views over these collections.
+//! With the `postgres` feature, [`create_postgres_views`] presents the stores to SQL.
 
 #![deny(missing_docs)]
 
@@ -19,6 +19,8 @@ mod saver;
 mod score_cache;
 mod sumtree;
 mod versioned;
+#[cfg(feature = "postgres")]
+mod views;
 
 pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
 pub use events::{ActionMetadata, Event, EventStore, Rewards, EVENT_COLLECTION, METADATA_COLLECTION};
@@ -33,3 +35,5 @@ pub use qtable::{QEntry, QStats, QTable, Q_COLLECTION};
 pub use saver::{flush_all, flush_on_signal, AutoSaver, SaveChanges, SavePolicy, SaveStatus};
 pub use score_cache::{CacheMetrics, ScoreCache, DRIFT, HISTORY};
 pub use sumtree::SumTree;
+#[cfg(feature = "postgres")]
+pub use views::create_postgres_views;
