@@ -314,7 +314,11 @@ async fn metrics_are_queried_by_type_and_time() {
         assert_eq!(got[1].related.as_deref(), Some("policy-1"));
         assert_eq!(m.count("loss").await.unwrap(), 1);
         assert!(m.query("episode_reward", 0, before).await.unwrap().is_empty());
-        cleanup(&t, &t.store).await;
+        if let Some(store) = t.reopen().await {
+            let again = LearningMetrics::open(&*store).await.unwrap();
+            assert_eq!(again.count("episode_reward").await.unwrap(), 2, "{}", t.name);
+            cleanup(&t, &store).await;
+        }
     }
 }
 
@@ -376,6 +380,9 @@ async fn configuration_is_versioned_with_parents() {
         assert_eq!(h[0].parent.as_deref(), Some(h[1].id.as_str()));
         assert_eq!(c.save_config("a/b", "k", json!(1)).await.unwrap_err().kind(), ErrorKind::InvalidInput);
         if let Some(store) = t.reopen().await {
+            let again = ConfigStore::open(&*store).await.unwrap();
+            assert_eq!(again.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
+            assert_eq!(again.history("router", "gamma").await.unwrap().len(), 1);
             cleanup(&t, &store).await;
         }
     }
@@ -458,6 +465,11 @@ async fn events_are_queried_newest_first_joined_with_metadata_and_archived() {
         bad.state[3] = f64::NAN;
         assert_eq!(ev.write_event(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
         if let Some(store) = t.reopen().await {
+            let again = EventStore::open(&*store).await.unwrap();
+            let kept = again.query_events(0, u64::MAX / 2, 100).await.unwrap();
+            assert_eq!(kept.len(), 7, "{}: archived ones stay out after a restart", t.name);
+            let with = again.query_events_with_metadata(5_000, 5_001, 1).await.unwrap();
+            assert_eq!(with[0].1.as_ref(), Some(&meta));
             cleanup(&t, &store).await;
         }
     }
