@@ -187,6 +187,19 @@ impl Query {
         matched
     }
 
+    /// Finishes documents a backend's own engine selected: when it already sorted, skipped and
+    /// limited them (`ordered`), only the projection is left; otherwise [`Query::finish`].
+    pub fn finish_selected(&self, matched: &mut Vec<Document>, ordered: bool) {
+        if !ordered {
+            return self.finish(matched);
+        }
+        if let Some(p) = &self.projection {
+            for d in matched.iter_mut() {
+                *d = p.apply(d);
+            }
+        }
+    }
+
     /// Sorts, skips, limits and projects documents that already match the filter.
     pub fn finish(&self, matched: &mut Vec<Document>) {
         if self.sort.is_empty() {

@@ -470,11 +470,8 @@ impl Collection for MongoCollection {
     async fn find(&self, query: &Query) -> Result<Vec<Document>> {
         query.validate()?;
         let mut docs = self.matching(query).await?;
-        if let Some(p) = &query.projection {
-            for d in docs.iter_mut() {
-                *d = p.apply(d);
-            }
-        }
+        // `matching` sorted, skipped and limited: only the projection is left.
+        query.finish_selected(&mut docs, true);
         Ok(docs)
     }
 

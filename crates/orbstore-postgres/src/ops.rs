@@ -188,15 +188,7 @@ pub(crate) async fn find(
                 docs.push(doc);
             }
         }
-        if plan.sort_in_sql {
-            if let Some(p) = &query.projection {
-                for d in docs.iter_mut() {
-                    *d = p.apply(d);
-                }
-            }
-        } else {
-            query.finish(&mut docs);
-        }
+        query.finish_selected(&mut docs, plan.sort_in_sql);
         return Ok(docs);
     }
     unreachable!("the last attempt ignores the flags and always returns")

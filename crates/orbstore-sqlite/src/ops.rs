@@ -75,15 +75,7 @@ pub(crate) fn find(
             docs.push(doc);
         }
     }
-    if plan.sort_in_sql {
-        if let Some(p) = &query.projection {
-            for d in docs.iter_mut() {
-                *d = p.apply(d);
-            }
-        }
-    } else {
-        query.finish(&mut docs);
-    }
+    query.finish_selected(&mut docs, plan.sort_in_sql);
     Ok(docs)
 }
 
