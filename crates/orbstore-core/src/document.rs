@@ -24,6 +24,12 @@ pub fn id_of(doc: &Document) -> Option<&str> {
     doc.get(ID_FIELD).and_then(Value::as_str)
 }
 
+/// [`prepare_document`] for a batch: every document validated and given its id, in order; the
+/// first invalid one fails the whole batch.
+pub fn prepare_documents(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
+    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
+}
+
 /// Validates a document for writing and returns its id, generating one when `_id` is absent.
 ///
 /// Refuses (with `InvalidInput` naming the place): an `_id` that is not a valid string id, keys

@@ -387,11 +387,6 @@ impl<H> EngineCollection<H> {
     }
 }
 
-/// Validates documents and gives each its id, before any lock is taken.
-fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
-    docs.into_iter().map(|mut d| crate::document::prepare_document(&mut d).map(|id| (id, d))).collect()
-}
-
 #[async_trait::async_trait]
 impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
     fn name(&self) -> &str {
@@ -399,7 +394,7 @@ impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
     }
 
     async fn insert_one(&self, doc: Document) -> Result<Id> {
-        let prepared = prepare_all(vec![doc])?;
+        let prepared = crate::document::prepare_documents(vec![doc])?;
         let mut ids = self.host.write(&self.name, |c| c.insert_many(prepared)).await?;
         Ok(ids.pop().unwrap_or_default())
     }
@@ -408,7 +403,7 @@ impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = prepare_all(docs)?;
+        let prepared = crate::document::prepare_documents(docs)?;
         self.host.write(&self.name, |c| c.insert_many(prepared)).await
     }
 

@@ -26,7 +26,7 @@ pub use config::{
     BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin, PostgresConfig, Secret,
     SqliteConfig, SqliteLocation, SqliteSync,
 };
-pub use document::{id_of, prepare_document, to_document, type_name, Document, ID_FIELD};
+pub use document::{id_of, prepare_document, prepare_documents, to_document, type_name, Document, ID_FIELD};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use ext::{CollectionExt, TypedExt};
 pub use filter::{Condition, Filter};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore_core::{BackendConfig, Document, Filter, IndexSpec, PersistenceBackend, Query};
 use orbstore_postgres::PostgresBackend;
-use orbstore_testkit::bench::{documents, percentiles};
+use orbstore_testkit::bench::{documents, insert_latencies, percentiles};
 use tokio::runtime::Runtime;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, Type};
@@ -170,12 +170,7 @@ fn single_insert_latency(c: &mut Criterion, rt: &Runtime, s: &Setup) {
         }
         let store = open(s).await;
         let coll = store.collection("single").await.expect("collection");
-        let mut lat = Vec::new();
-        for d in docs.clone() {
-            let start = Instant::now();
-            coll.insert_one(d).await.expect("insert");
-            lat.push(start.elapsed());
-        }
+        let lat = insert_latencies(&coll, docs.clone()).await;
         store.close().await.expect("close");
         (raw_lat, lat)
     });

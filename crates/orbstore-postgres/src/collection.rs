@@ -64,10 +64,6 @@ impl PgCollection {
     }
 }
 
-fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
-    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
-}
-
 #[async_trait]
 impl Collection for PgCollection {
     fn name(&self) -> &str {
@@ -84,7 +80,7 @@ impl Collection for PgCollection {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = prepare_all(docs)?;
+        let prepared = orbstore_core::prepare_documents(docs)?;
         write!(self, true, |c, sh, n| ops::insert_many(c, &sh, n, &prepared))?;
         Ok(prepared.into_iter().map(|(id, _)| id).collect())
     }

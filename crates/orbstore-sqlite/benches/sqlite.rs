@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore_core::{Document, Filter, IndexSpec, PersistenceBackend, Query, SqliteConfig, SqliteLocation};
 use orbstore_sqlite::SqliteBackend;
-use orbstore_testkit::bench::{documents, percentiles};
+use orbstore_testkit::bench::{documents, insert_latencies, percentiles};
 use rusqlite::{params, Connection};
 use tokio::runtime::Runtime;
 
@@ -162,12 +162,7 @@ fn single_insert_latency(c: &mut Criterion, rt: &Runtime) {
     let ours = rt.block_on(async {
         let store = open(&dir.path().join("o.sqlite3")).await;
         let coll = store.collection("bench").await.expect("collection");
-        let mut lat = Vec::new();
-        for d in docs.clone() {
-            let start = Instant::now();
-            coll.insert_one(d).await.expect("insert");
-            lat.push(start.elapsed());
-        }
+        let lat = insert_latencies(&coll, docs.clone()).await;
         store.close().await.expect("close");
         lat
     });

@@ -70,10 +70,6 @@ impl SqliteCollection {
     }
 }
 
-fn prepare_all(docs: Vec<Document>) -> Result<Vec<(Id, Document)>> {
-    docs.into_iter().map(|mut d| prepare_document(&mut d).map(|id| (id, d))).collect()
-}
-
 #[async_trait]
 impl Collection for SqliteCollection {
     fn name(&self) -> &str {
@@ -81,7 +77,7 @@ impl Collection for SqliteCollection {
     }
 
     async fn insert_one(&self, doc: Document) -> Result<Id> {
-        let prepared = prepare_all(vec![doc])?;
+        let prepared = orbstore_core::prepare_documents(vec![doc])?;
         let mut ids = self.write(move |w, n| ops::insert_many(w, n, prepared)).await?;
         Ok(ids.pop().unwrap_or_default())
     }
@@ -90,7 +86,7 @@ impl Collection for SqliteCollection {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = prepare_all(docs)?;
+        let prepared = orbstore_core::prepare_documents(docs)?;
         self.write(move |w, n| ops::insert_many(w, n, prepared)).await
     }
 

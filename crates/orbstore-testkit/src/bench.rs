@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orbstore_core::{generate_id, Document};
+use orbstore_core::{generate_id, CollectionRef, Document};
 use serde_json::json;
 
 /// `n` documents of about 200 bytes as JSON, with a `score` in [0, 1) spread evenly (a range of
@@ -34,4 +34,15 @@ pub fn percentiles(mut d: Vec<Duration>) -> (Duration, Duration) {
     }
     d.sort();
     (d[d.len() / 2], d[d.len() * 99 / 100])
+}
+
+/// Inserts the documents one at a time and returns each insert's latency.
+pub async fn insert_latencies(coll: &CollectionRef, docs: Vec<Document>) -> Vec<Duration> {
+    let mut lat = Vec::with_capacity(docs.len());
+    for d in docs {
+        let start = std::time::Instant::now();
+        coll.insert_one(d).await.expect("insert");
+        lat.push(start.elapsed());
+    }
+    lat
 }
