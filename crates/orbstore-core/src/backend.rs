@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::filter::Filter;
 use crate::id::Id;
 use crate::query::Query;
+use crate::snapshot::Snapshot;
 use crate::update::Update;
 
 /// A stream of documents, for exports and other reads too large to hold at once.
@@ -306,6 +307,16 @@ pub trait PersistenceBackend: Send + Sync + fmt::Debug {
 
     /// Starts a transaction. A backend without transactions returns `Unsupported` saying why.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+
+    /// A read-only view of every collection, as consistent as the backend can make it (see
+    /// [`Snapshot::consistency`]). A backend without snapshots returns `Unsupported`;
+    /// [`read_snapshot`](crate::read_snapshot) then reads collection by collection.
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Err(crate::error::Error::unsupported(format!(
+            "the {} backend has no store-wide snapshot",
+            self.kind()
+        )))
+    }
 
     /// Checks the backend with a real request and reports latency. Never fails: problems are
     /// reported as `healthy: false` with a message.

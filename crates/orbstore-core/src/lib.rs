@@ -14,6 +14,7 @@ pub mod order;
 mod path;
 mod query;
 pub mod shapes;
+mod snapshot;
 pub mod sqltree;
 mod typed;
 mod update;
@@ -34,6 +35,7 @@ pub use id::{generate_id, validate_id, Id, MAX_ID_LEN};
 pub use name::{validate_collection_name, MAX_COLLECTION_NAME_LEN};
 pub use path::FieldPath;
 pub use query::{Direction, Projection, Query, SortField};
+pub use snapshot::{read_snapshot, Snapshot, SnapshotConsistency};
 pub use typed::TypedCollection;
 pub use update::{Update, UpdateOp};
 
