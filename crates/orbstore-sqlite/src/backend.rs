@@ -2,6 +2,8 @@
 //! `PersistenceBackend` implementation.
 
 use std::collections::BTreeMap;
+use std::fs::DirBuilder;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -177,6 +179,7 @@ fn lock_database(path: &Path) -> Result<std::fs::File> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(PRIVATE_FILE)
         .open(&lock_path)
         .map_err(|e| Error::io(format!("cannot open the lock file {}", lock_path.display()), e))?;
     // Retry briefly: a child forked by another thread holds inherited locks until it execs.
@@ -202,16 +205,41 @@ fn lock_database(path: &Path) -> Result<std::fs::File> {
 
 type Opened = (Connection, Option<PathBuf>, Catalog, Option<std::fs::File>);
 
+/// The mode of the files the backend creates: the database, its lock file and (SQLite's unix VFS
+/// gives them the database's mode, whatever the umask) its `-wal`, `-shm` and `-journal` files.
+const PRIVATE_FILE: u32 = 0o600;
+/// The mode of the directories the backend creates; an existing directory keeps its own.
+const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates the database's missing parent directories (0700) and the database file itself (0600,
+/// empty: SQLite takes an empty file for a new database) before SQLite opens it, which would
+/// create it 0644 less the umask. Existing directories and an existing database keep their modes.
+fn create_private(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(parent)
+            .map_err(|e| Error::io(format!("cannot create the directory {}", parent.display()), e))?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("cannot create the database {}", path.display()), e))
+}
+
 fn open_blocking(config: &SqliteConfig) -> Result<Opened> {
     let (conn, path, lock) = match &config.location {
         SqliteLocation::Memory => {
             (Connection::open_in_memory().ctx("open an in-memory database")?, None, None)
         }
         SqliteLocation::File(path) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("cannot create the directory {}", parent.display()), e))?;
-            }
+            create_private(path)?;
             let lock = lock_database(path)?;
             (Connection::open(path).ctx(&format!("open {}", path.display()))?, Some(path.clone()), Some(lock))
         }
