@@ -30,7 +30,7 @@ impl UniqueKeys {
     fn key_of(&self, doc: &Document) -> Option<Vec<OrdValue>> {
         self.paths
             .iter()
-            .map(|p| match p.sort_key(doc) {
+            .map(|p| match p.combined_value(doc) {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(OrdValue(v)),
             })
@@ -55,12 +55,16 @@ pub enum Change {
     Index(IndexSpec),
 }
 
+/// A collection's documents by id. A persistent map (structural sharing): cloning it is O(1), so a
+/// snapshot or a transaction's copy of a large collection costs nothing until one side writes.
+pub type Docs = imbl::OrdMap<Id, Arc<Document>>;
+
 /// One collection's documents and indexes, in memory.
 ///
 /// Cloning is cheap in documents (they are shared `Arc`s) but copies the maps.
 #[derive(Debug, Clone, Default)]
 pub struct CollectionEngine {
-    docs: BTreeMap<Id, Arc<Document>>,
+    docs: Docs,
     indexes: Vec<Index>,
     /// Free for the owner's use (the memory backend keeps a version for its transactions).
     pub version: u64,
@@ -157,6 +161,11 @@ impl CollectionEngine {
             None => (None, Some(self.docs.values())),
         };
         one.into_iter().chain(all.into_iter().flatten()).filter(move |d| filter.matches(d))
+    }
+
+    /// The documents and index specs as they are now, for a snapshot (O(1): the map is shared).
+    pub fn frozen(&self) -> Frozen {
+        Frozen { docs: self.docs.clone(), indexes: self.list_indexes() }
     }
 
     /// The documents matching a query, sorted, sliced and projected.
@@ -423,10 +432,11 @@ impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
     }
 
     async fn find_stream(&self, query: &Query) -> Result<crate::backend::DocumentStream> {
-        use futures::StreamExt;
-        // The result is computed under the host's lock (a consistent snapshot), then streamed.
-        let docs = self.find(query).await?;
-        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+        query.validate()?;
+        // The collection is frozen under the host's lock (O(1), the map is shared), then read
+        // page by page outside it: a consistent view, in bounded memory, without blocking writers.
+        let frozen = self.host.read(&self.name, CollectionEngine::frozen)?;
+        Ok(frozen.find_stream(query))
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
@@ -463,6 +473,95 @@ impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
 
     async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {
         self.host.read(&self.name, CollectionEngine::list_indexes)
+    }
+}
+
+/// One page of a keyset scan over a map of documents.
+fn page_of(docs: &Docs, filter: &Filter, after: Option<&str>, rows: u64) -> crate::stream::Page {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = crate::stream::Page::default();
+    let mut read = 0;
+    for (id, doc) in docs.range::<_, str>((start, Bound::Unbounded)) {
+        if read == rows {
+            return page;
+        }
+        read += 1;
+        page.next = Some(id.clone());
+        if filter.matches(doc) {
+            page.docs.push((**doc).clone());
+        }
+    }
+    page.next = None;
+    page
+}
+
+/// A collection frozen at one moment: what memory and file snapshots read.
+#[derive(Debug, Clone, Default)]
+pub struct Frozen {
+    docs: Docs,
+    indexes: Vec<IndexSpec>,
+}
+
+impl Frozen {
+    /// The index specs, sorted by name.
+    pub fn indexes(&self) -> Vec<IndexSpec> {
+        let mut specs = self.indexes.clone();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs
+    }
+
+    /// The query's documents, streamed page by page in `_id` order, or computed for other orders.
+    pub fn find_stream(&self, query: &Query) -> crate::backend::DocumentStream {
+        if !query.in_id_order() {
+            let mut out: Vec<Document> =
+                self.docs.values().filter(|d| query.filter.matches(d)).map(|d| (**d).clone()).collect();
+            query.finish(&mut out);
+            return crate::stream::computed_stream(out);
+        }
+        let (docs, filter) = (self.docs.clone(), query.filter.clone());
+        crate::stream::keyset_stream(query, move |after| {
+            let page = page_of(&docs, &filter, after.as_deref(), crate::stream::PAGE_ROWS);
+            async move { Ok(page) }
+        })
+    }
+}
+
+/// Every collection of a store frozen at one moment: the point-in-time [`Snapshot`] of the
+/// memory and file backends.
+///
+/// [`Snapshot`]: crate::Snapshot
+#[derive(Debug, Default)]
+pub struct FrozenStore {
+    collections: BTreeMap<String, Frozen>,
+}
+
+impl FrozenStore {
+    /// A snapshot of these collections (taken by the caller under one lock).
+    pub fn new(collections: impl IntoIterator<Item = (String, Frozen)>) -> FrozenStore {
+        FrozenStore { collections: collections.into_iter().collect() }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Snapshot for FrozenStore {
+    fn consistency(&self) -> crate::SnapshotConsistency {
+        crate::SnapshotConsistency::PointInTime
+    }
+
+    async fn list_collections(&self) -> Result<Vec<String>> {
+        Ok(self.collections.keys().cloned().collect())
+    }
+
+    async fn list_indexes(&self, collection: &str) -> Result<Vec<IndexSpec>> {
+        crate::validate_collection_name(collection)?;
+        Ok(self.collections.get(collection).map(Frozen::indexes).unwrap_or_default())
+    }
+
+    async fn find_stream(&self, collection: &str, query: &Query) -> Result<crate::backend::DocumentStream> {
+        crate::validate_collection_name(collection)?;
+        query.validate()?;
+        Ok(self.collections.get(collection).cloned().unwrap_or_default().find_stream(query))
     }
 }
 

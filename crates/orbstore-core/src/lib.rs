@@ -16,6 +16,7 @@ mod query;
 pub mod shapes;
 mod snapshot;
 pub mod sqltree;
+pub mod stream;
 mod typed;
 mod update;
 
@@ -33,7 +34,7 @@ pub use ext::{CollectionExt, TypedExt};
 pub use filter::{Condition, Filter};
 pub use id::{generate_id, validate_id, Id, MAX_ID_LEN};
 pub use name::{validate_collection_name, MAX_COLLECTION_NAME_LEN};
-pub use path::FieldPath;
+pub use path::{FieldPath, SortKey};
 pub use query::{Direction, Projection, Query, SortField};
 pub use snapshot::{read_snapshot, Snapshot, SnapshotConsistency};
 pub use typed::TypedCollection;

@@ -1,11 +1,14 @@
 //! Dotted field paths and their resolution against a document.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use serde_json::Value;
 
 use crate::document::Document;
 use crate::error::{Error, Result};
+use crate::order::compare_optional;
+use crate::query::Direction;
 
 /// A validated dotted path such as `"profile.stats.visits"`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,9 +73,9 @@ impl FieldPath {
         out
     }
 
-    /// The sort key of the path: its single value, or the array of present values when the path
-    /// fans out through an array, or `None` when missing.
-    pub fn sort_key(&self, doc: &Document) -> Option<Value> {
+    /// The path's value as one key, for unique indexes: its single value, or the array of
+    /// present values when the path fans out through an array, or `None` when missing.
+    pub fn combined_value(&self, doc: &Document) -> Option<Value> {
         let branches = self.resolve(doc);
         if branches.len() == 1 {
             return branches[0].cloned();
@@ -82,6 +85,70 @@ impl FieldPath {
             None
         } else {
             Some(Value::Array(present))
+        }
+    }
+
+    /// The sort key of the path, MongoDB's way (docs/query-semantics.md, "Sort"): the candidates
+    /// are the path's branches with every array value replaced by its elements (one level), a
+    /// missing branch counting as null and an empty array as [`SortKey::EmptyArray`]; ascending
+    /// takes the smallest candidate, descending the largest.
+    pub fn sort_key(&self, doc: &Document, direction: Direction) -> SortKey {
+        let mut best: Option<SortKey> = None;
+        let mut offer = |candidate: SortKey| {
+            let better = match &best {
+                None => true,
+                Some(b) => match direction {
+                    Direction::Ascending => candidate < *b,
+                    Direction::Descending => candidate > *b,
+                },
+            };
+            if better {
+                best = Some(candidate);
+            }
+        };
+        for branch in self.resolve(doc) {
+            match branch {
+                Some(Value::Array(items)) if items.is_empty() => offer(SortKey::EmptyArray),
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        offer(SortKey::Value(Some(item.clone())));
+                    }
+                }
+                Some(v) => offer(SortKey::Value(Some(v.clone()))),
+                None => offer(SortKey::Value(None)),
+            }
+        }
+        best.unwrap_or(SortKey::Value(None))
+    }
+}
+
+/// What a document sorts by on one path ([`FieldPath::sort_key`]).
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    /// An empty array: below null and missing, as in MongoDB.
+    EmptyArray,
+    /// A value in the total order (`None`: missing, which equals null).
+    Value(Option<Value>),
+}
+
+impl PartialEq for SortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for SortKey {}
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (SortKey::EmptyArray, SortKey::EmptyArray) => Ordering::Equal,
+            (SortKey::EmptyArray, SortKey::Value(_)) => Ordering::Less,
+            (SortKey::Value(_), SortKey::EmptyArray) => Ordering::Greater,
+            (SortKey::Value(a), SortKey::Value(b)) => compare_optional(a.as_ref(), b.as_ref()),
         }
     }
 }
@@ -154,6 +221,24 @@ mod tests {
         assert_eq!(resolve("a.b", d.clone()), vec![Some(json!(1)), Some(json!(2)), None]);
         assert_eq!(resolve("a.1.b", d.clone()), vec![Some(json!(2))]);
         assert_eq!(resolve("n.x", d), vec![None]);
+    }
+
+    /// MongoDB's own example (DOCS-2760): `{}`, `{a: 1}`, `{a: []}`, `{a: [1]}`, `{a: [0, 1]}`
+    /// sort ascending as `[]`, `{}`, `[0, 1]`, then `1` and `[1]` (equal keys).
+    #[test]
+    fn array_sort_keys_follow_mongodb() {
+        let p = FieldPath::parse("a").unwrap();
+        let key = |v: Value, dir| p.sort_key(v.as_object().unwrap(), dir);
+        let asc = [json!({"a": []}), json!({}), json!({"a": [0, 1]}), json!({"a": 1}), json!({"a": [1]})];
+        let keys: Vec<SortKey> = asc.iter().map(|d| key(d.clone(), Direction::Ascending)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
+        assert_eq!(keys[3], keys[4]);
+        assert_eq!(key(json!({"a": [0, 1]}), Direction::Descending), SortKey::Value(Some(json!(1))));
+        assert_eq!(
+            key(json!({"a": [1, "s", {"o": 1}]}), Direction::Descending),
+            SortKey::Value(Some(json!({"o": 1})))
+        );
+        assert_eq!(key(json!({"a": []}), Direction::Descending), SortKey::EmptyArray);
     }
 
     #[test]

@@ -7,8 +7,7 @@ use serde_json::{Map, Value};
 use crate::document::{id_of, type_name, Document, ID_FIELD};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::order::compare_optional;
-use crate::path::FieldPath;
+use crate::path::{FieldPath, SortKey};
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,19 +156,13 @@ impl Query {
         self.compare_keyed(&self.sort_keys(a), a, &self.sort_keys(b), b)
     }
 
-    fn sort_keys(&self, doc: &Document) -> Vec<Option<Value>> {
-        self.sort.iter().map(|s| s.path.sort_key(doc)).collect()
+    fn sort_keys(&self, doc: &Document) -> Vec<SortKey> {
+        self.sort.iter().map(|s| s.path.sort_key(doc, s.direction)).collect()
     }
 
-    fn compare_keyed(
-        &self,
-        ka: &[Option<Value>],
-        a: &Document,
-        kb: &[Option<Value>],
-        b: &Document,
-    ) -> Ordering {
+    fn compare_keyed(&self, ka: &[SortKey], a: &Document, kb: &[SortKey], b: &Document) -> Ordering {
         for (s, (x, y)) in self.sort.iter().zip(ka.iter().zip(kb)) {
-            let o = compare_optional(x.as_ref(), y.as_ref());
+            let o = x.cmp(y);
             let o = if s.direction == Direction::Descending { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
@@ -206,7 +199,7 @@ impl Query {
             matched.sort_by(|a, b| id_of(a).cmp(&id_of(b)));
         } else {
             // Sort keys are computed once per document, not once per comparison.
-            let mut keyed: Vec<(Vec<Option<Value>>, Document)> =
+            let mut keyed: Vec<(Vec<SortKey>, Document)> =
                 matched.drain(..).map(|d| (self.sort_keys(&d), d)).collect();
             keyed.sort_by(|(ka, a), (kb, b)| self.compare_keyed(ka, a, kb, b));
             matched.extend(keyed.into_iter().map(|(_, d)| d));

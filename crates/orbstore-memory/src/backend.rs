@@ -8,13 +8,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 use orbstore_core::{
     validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport,
-    PersistenceBackend, Result, StorageStats, Transaction,
+    PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::RwLock;
 
 use crate::collection::{MemoryCollection, MemoryHost};
 use crate::transaction::MemoryTransaction;
-use orbstore_core::engine::CollectionEngine;
+use orbstore_core::engine::{CollectionEngine, FrozenStore};
 
 /// The state shared by a backend, its handles and its transactions.
 #[derive(Debug, Default)]
@@ -115,6 +115,14 @@ impl PersistenceBackend for MemoryBackend {
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         self.shared.check_open()?;
         Ok(Box::new(MemoryTransaction::new(self.shared.clone())))
+    }
+
+    /// Point in time: every collection frozen under one read lock (O(1) each, the maps are shared).
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        self.shared.check_open()?;
+        let state = self.shared.state.read();
+        let frozen = state.collections.iter().map(|(name, c)| (name.clone(), c.frozen()));
+        Ok(Box::new(FrozenStore::new(frozen)))
     }
 
     async fn health(&self) -> HealthReport {

@@ -12,7 +12,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use orbstore_core::{
     validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport, IndexSpec,
-    PersistenceBackend, Query, Result, SqliteConfig, SqliteLocation, SqliteSync, StorageStats, Transaction,
+    PersistenceBackend, Query, Result, Snapshot, SqliteConfig, SqliteLocation, SqliteSync, StorageStats,
+    Transaction,
 };
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags};
@@ -51,7 +52,7 @@ pub struct Shared {
     pub(crate) catalog: Arc<RwLock<Catalog>>,
     pub(crate) worker: Worker,
     readers: Mutex<Vec<Connection>>,
-    path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     closed: AtomicBool,
     /// Held while open: the catalog cache is only right with one writing process.
     lock: Mutex<Option<std::fs::File>>,
@@ -101,7 +102,7 @@ impl Shared {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection> {
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -382,6 +383,10 @@ impl PersistenceBackend for SqliteBackend {
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         self.shared.check_open()?;
         Ok(Box::new(SqliteTransaction::begin(self.shared.clone()).await?))
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(crate::snapshot::SqliteSnapshot::begin(&self.shared).await?))
     }
 
     async fn health(&self) -> HealthReport {

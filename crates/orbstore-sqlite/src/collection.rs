@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use orbstore_core::stream::{computed_stream, keyset_stream, PAGE_ROWS};
 use orbstore_core::{
     prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
     Result, Update, Upserted,
@@ -25,7 +25,7 @@ pub enum Exec {
 }
 
 /// A collection handle of the SQLite backend.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SqliteCollection {
     name: String,
     exec: Exec,
@@ -108,8 +108,18 @@ impl Collection for SqliteCollection {
     }
 
     async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
-        let docs = self.find(query).await?;
-        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+        query.validate()?;
+        if !query.in_id_order() {
+            return Ok(computed_stream(self.find(query).await?));
+        }
+        // Page by page, each page a statement of its own on whichever connection is free.
+        let (handle, filter) = (self.clone(), query.filter.clone());
+        Ok(keyset_stream(query, move |after| {
+            let (handle, filter) = (handle.clone(), filter.clone());
+            async move {
+                handle.read(move |c, n, m| ops::page(c, n, m, &filter, after.as_deref(), PAGE_ROWS)).await
+            }
+        }))
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {

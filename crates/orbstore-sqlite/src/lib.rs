@@ -6,6 +6,7 @@ mod collection;
 mod error;
 mod ops;
 mod query;
+mod snapshot;
 mod transaction;
 mod worker;
 

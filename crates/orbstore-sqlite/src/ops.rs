@@ -2,6 +2,7 @@
 //! connections or the writer, writes on the writer (inside the current transaction, if any,
 //! through savepoints).
 
+use orbstore_core::stream::Page;
 use orbstore_core::{Document, Error, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -112,6 +113,44 @@ pub(crate) fn count(conn: &Connection, name: &str, meta: Option<&CollMeta>, filt
         }
         Where::Superset(_) => Ok(find(conn, name, meta, &Query::new(filter.clone()))?.len() as u64),
     }
+}
+
+/// One page of a keyset scan in `_id` order: at most `rows` stored documents after `after`, with
+/// those matching the filter (see `orbstore_core::stream::keyset_stream`).
+pub(crate) fn page(
+    conn: &Connection,
+    name: &str,
+    meta: Option<&CollMeta>,
+    filter: &Filter,
+    after: Option<&str>,
+    rows: u64,
+) -> Result<Page> {
+    let Some(meta) = meta else { return Ok(Page::default()) };
+    let w = translate(filter, &meta.shapes);
+    let sql = w.sql();
+    let mut params = sql.params.clone();
+    params.push(rusqlite::types::Value::Text(after.unwrap_or_default().to_owned()));
+    params.push(rusqlite::types::Value::Integer(i64::try_from(rows).unwrap_or(i64::MAX)));
+    // `id > ''` holds for every id (ids are never empty), so the first page needs no other text.
+    let text =
+        format!("SELECT id, doc FROM {} WHERE ({}) AND id > ? ORDER BY id LIMIT ?", table(name), sql.text);
+    let mut stmt = conn.prepare_cached(&text).ctx("prepare a page")?;
+    let mut cursor = stmt.query(rusqlite::params_from_iter(params.iter())).ctx("read a page")?;
+    let (mut page, mut read) = (Page::default(), 0);
+    while let Some(row) = cursor.next().ctx("read a row")? {
+        let id: String = row.get(0).ctx("read an id")?;
+        let text: String = row.get(1).ctx("read a document")?;
+        let doc = parse(&id, &text)?;
+        if w.is_exact() || filter.matches(&doc) {
+            page.docs.push(doc);
+        }
+        read += 1;
+        page.next = Some(id);
+    }
+    if read < rows {
+        page.next = None;
+    }
+    Ok(page)
 }
 
 /// The document with this id.

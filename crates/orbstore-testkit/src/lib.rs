@@ -16,29 +16,44 @@ pub use support::{
 /// Instantiates every conformance test as a `#[tokio::test]` in the calling module.
 ///
 /// `$factory` is an expression giving a [`BackendFactory`]; it is evaluated once per test.
-/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+/// Attributes written after it go on every generated test: a server backend uses this to have
+/// its tests ignored, with the reason, when no server was configured at build time (a `cfg` its
+/// build script sets; see the crate's README). The calling crate needs `tokio` (with `macros` and
+/// `rt-multi-thread`) as a dev-dependency.
 ///
 /// ```text
 /// orbstore_testkit::conformance_suite!(my_factory());
+///
+/// orbstore_testkit::conformance_suite!(
+///     orbstore_testkit::FnFactory(common::fixture),
+///     #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+/// );
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
-    ($factory:expr) => {
-        $crate::__for_each_case!([$crate::__conformance_test] $factory);
+    ($factory:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::__for_each_case!([$crate::__conformance_test] $factory, [$(#[$attr])*]);
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_test {
-    ($factory:expr; $($name:ident)*) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let factory = $factory;
-                $crate::suite::$name(&factory).await;
-            }
-        )*
+    ($factory:expr, $attrs:tt; $($name:ident)*) => {
+        $($crate::__conformance_one!($factory, $attrs, $name);)*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_one {
+    ($factory:expr, [$(#[$attr:meta])*], $name:ident) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $name() {
+            let factory = $factory;
+            $crate::suite::$name(&factory).await;
+        }
     };
 }
 
@@ -53,13 +68,13 @@ macro_rules! __case_names {
 /// The names of every case in the suite, in the order the macro instantiates them.
 pub const CASES: &[&str] = __for_each_case!([__case_names]());
 
-/// Calls `$m!($arg; case1 case2 ...)` with every case of the suite. The one list of cases;
+/// Calls `$m!($args; case1 case2 ...)` with every case of the suite. The one list of cases;
 /// a test checks it against the functions in `src/suite`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __for_each_case {
-    ([$($m:tt)*] $arg:expr) => {
-        $($m)*!{$arg;
+    ([$($m:tt)*] $($arg:tt)*) => {
+        $($m)*!{$($arg)*;
             collection_is_listed_after_open_sorted
             invalid_collection_names_are_refused
             longest_collection_name_works
@@ -106,6 +121,9 @@ macro_rules! __for_each_case {
             count_matches_filter_and_empty_is_zero
             reads_on_empty_collection_return_nothing
             find_stream_matches_find
+            find_stream_matches_find_across_pages
+            snapshot_reads_collections_indexes_and_documents
+            snapshot_point_in_time_ignores_later_writes
             create_index_is_idempotent_and_listed
             index_name_reuse_with_other_spec_is_conflict
             invalid_index_specs_are_refused
@@ -144,6 +162,8 @@ macro_rules! __for_each_case {
             filter_several_conditions_on_one_field
             filter_on_id
             sort_orders_type_classes
+            sort_arrays_by_smallest_or_largest_element
+            sort_paths_through_arrays_of_objects
             sort_ties_break_by_id
             sort_descending_keeps_id_tie_break_ascending
             sort_on_several_fields

@@ -8,6 +8,7 @@ mod index;
 mod property;
 mod query;
 mod scale;
+mod stream;
 mod transaction;
 
 pub use backend::*;
@@ -16,4 +17,5 @@ pub use index::*;
 pub use property::*;
 pub use query::*;
 pub use scale::*;
+pub use stream::*;
 pub use transaction::*;

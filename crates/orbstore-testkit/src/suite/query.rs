@@ -402,16 +402,48 @@ pub async fn filter_on_id(f: &dyn BackendFactory) {
     .await;
 }
 
-/// Sort puts missing and null first, then numbers, strings, objects, arrays, booleans.
+/// Sort puts missing and null first, then numbers, strings, objects, arrays, booleans; a
+/// one-element array sorts as its element.
 pub async fn sort_orders_type_classes(f: &dyn BackendFactory) {
     let docs = json!([
         {"_id": "1", "a": 2}, {"_id": "2"}, {"_id": "3", "a": "x"}, {"_id": "4", "a": null},
         {"_id": "5", "a": true}, {"_id": "6", "a": {"k": 1}}, {"_id": "7", "a": [1]}, {"_id": "8", "a": -1.5},
-        {"_id": "9", "a": false}
+        {"_id": "9", "a": false}, {"_id": "10", "a": [[1]]}
     ]);
-    expect_query(f, docs.clone(), Query::all().sort_asc("a"), &["2", "4", "8", "1", "3", "6", "7", "9", "5"])
+    let asc = ["2", "4", "8", "7", "1", "3", "6", "10", "9", "5"];
+    expect_query(f, docs.clone(), Query::all().sort_asc("a"), &asc).await;
+    let desc = ["5", "9", "10", "6", "3", "1", "7", "8", "2", "4"];
+    expect_query(f, docs, Query::all().sort_desc("a"), &desc).await;
+}
+
+/// An array field sorts by its smallest element ascending and its largest descending, in the
+/// order of type classes; an empty array sorts below null and missing; a nested array is an
+/// element of the array class.
+pub async fn sort_arrays_by_smallest_or_largest_element(f: &dyn BackendFactory) {
+    let docs = json!([
+        {"_id": "a", "v": [3, 1, 2]}, {"_id": "b", "v": 2}, {"_id": "c", "v": []}, {"_id": "d"},
+        {"_id": "e", "v": [null, 5]}, {"_id": "f", "v": ["x", 0]}, {"_id": "g", "v": [[0], 4]},
+        {"_id": "h", "v": [{"k": 1}, true]}
+    ]);
+    expect_query(f, docs.clone(), Query::all().sort_asc("v"), &["c", "d", "e", "f", "a", "b", "g", "h"])
         .await;
-    expect_query(f, docs, Query::all().sort_desc("a"), &["5", "9", "7", "6", "3", "1", "8", "2", "4"]).await;
+    expect_query(f, docs.clone(), Query::all().sort_desc("v"), &["h", "g", "f", "e", "a", "b", "d", "c"])
+        .await;
+    expect_query(f, docs.clone(), Query::all().sort_asc("v").offset(1).limit(3), &["d", "e", "f"]).await;
+    let numbers_only = Query::new(Filter::from_json(&json!({"_id": {"$in": ["a", "b", "e"]}})).unwrap());
+    expect_query(f, docs, numbers_only.sort_desc("v"), &["e", "a", "b"]).await;
+}
+
+/// A path through an array of objects sorts by the smallest or largest of its values; an element
+/// without the field counts as null, and an array at the end of the path gives its elements.
+pub async fn sort_paths_through_arrays_of_objects(f: &dyn BackendFactory) {
+    let docs = json!([
+        {"_id": "p", "r": [{"s": 5}, {"s": 1}]}, {"_id": "q", "r": [{"s": 3}, {"t": 9}]},
+        {"_id": "r", "r": {"s": 2}}, {"_id": "s", "r": [{"s": [7, 0]}]}, {"_id": "t", "r": [{"s": []}, {"s": 4}]}
+    ]);
+    expect_query(f, docs.clone(), Query::all().sort_asc("r.s"), &["t", "q", "s", "p", "r"]).await;
+    expect_query(f, docs.clone(), Query::all().sort_desc("r.s"), &["s", "p", "t", "q", "r"]).await;
+    expect_query(f, docs, Query::all().sort_desc("r.s").limit(2), &["s", "p"]).await;
 }
 
 /// Ties are broken by `_id` ascending, whatever the insertion order.
