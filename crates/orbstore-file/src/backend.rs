@@ -8,7 +8,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use orbstore_core::engine::CollectionEngine;
@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::collection::{FileCollection, FileHost};
 use crate::lock::{DirLock, LOCK_FILE};
 use crate::log::{self, Log, Record};
+use crate::recovery;
 use crate::snapshot::{self, ReadError};
 use crate::transaction::FileTransaction;
 use crate::txlog::TxLog;
@@ -201,7 +202,7 @@ impl Inner {
         };
         let path = self.snapshot_path(name);
         if foreign {
-            let orig = self.dir.join(format!("{name}.json.orig-{}", timestamp()));
+            let orig = recovery::aside_path(&path, "orig");
             fs::hard_link(&path, &orig)
                 .map_err(|e| Error::io(format!("cannot keep the original {} aside", path.display()), e))?;
         }
@@ -270,11 +271,6 @@ impl Drop for Inner {
     }
 }
 
-/// A UTC timestamp for names of files kept aside.
-pub(crate) fn timestamp() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 /// The crash-safe JSON file backend.
 ///
 /// Each collection is a snapshot `<name>.json` plus an append-only log `<name>.log` of
@@ -289,7 +285,8 @@ impl FileBackend {
     ///
     /// Fails with `Unavailable` when another process holds the directory (naming its PID),
     /// `Io` when the directory cannot be created or written, and, in strict mode, `Corrupt`
-    /// when a snapshot cannot be read.
+    /// when a snapshot cannot be read or a log is corrupt (naming the file, the offset and the
+    /// reason). A torn last write is cut off (a copy kept) in both modes.
     pub async fn open(config: FileConfig) -> Result<FileBackend> {
         let sync = config.sync;
         let inner = tokio::task::spawn_blocking(move || open_blocking(config))
@@ -325,8 +322,9 @@ impl FileBackend {
         self.inner.state.read().collections.values().map(|c| c.log.fsyncs()).sum()
     }
 
-    /// Warnings about the files found at open (and since): torn tails dropped, corrupt records
-    /// skipped, unreadable snapshots moved aside, foreign entries left out.
+    /// Warnings about the files found at open (and since): torn tails cut off, corrupt logs
+    /// recovered, unreadable snapshots moved aside, foreign entries left out; each names the
+    /// copy kept of the file as found.
     pub fn warnings(&self) -> Vec<String> {
         self.inner.warnings.lock().clone()
     }
@@ -532,8 +530,8 @@ fn open_blocking(config: FileConfig) -> Result<Inner> {
         }
     }
 
-    let (txlog, committed) = TxLog::open(&dir.join(crate::txlog::TXLOG_FILE), &mut warnings)
-        .map_err(|e| Error::io("cannot read the transaction log", e))?;
+    let txlog_path = dir.join(crate::txlog::TXLOG_FILE);
+    let committed = TxLog::read(&txlog_path, config.strict, &mut warnings)?;
     let mut state = State::default();
     let mut to_compact = Vec::new();
     for (name, f) in found {
@@ -559,6 +557,8 @@ fn open_blocking(config: FileConfig) -> Result<Inner> {
             },
         );
     }
+    // Created only now, so that a strict refusal above leaves a new directory as it was.
+    let txlog = TxLog::open(&txlog_path, &committed)?;
     for w in &warnings {
         tracing::warn!("{}: {w}", dir.display());
     }
@@ -633,8 +633,7 @@ fn load_collection(
                         path.display()
                     )));
                 }
-                let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), timestamp()));
-                fs::rename(path, &aside)
+                let aside = recovery::move_aside(path, "corrupt")
                     .map_err(|e| Error::io(format!("cannot move {} aside", path.display()), e))?;
                 warnings.push(format!(
                     "snapshot {} is unreadable ({why}); moved aside to {}; collection {name:?} opens with the records of its log only",
@@ -653,32 +652,19 @@ fn load_collection(
         if (is_current && !f.log) || (!is_current && !f.old_log) {
             continue;
         }
-        let replay =
+        let replay: log::Replay =
             log::read_log(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        if replay.corrupt > 0 {
-            let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), timestamp()));
-            fs::copy(&path, &aside)
-                .map_err(|e| Error::io(format!("cannot copy {} aside", path.display()), e))?;
-            warnings.push(format!(
-                "{}: {} corrupt records skipped (checksum mismatch); the file as found is kept in {}",
-                path.display(),
-                replay.corrupt,
-                aside.display()
-            ));
-            needs_compaction = true;
-        }
-        if replay.torn > 0 || replay.valid_len < replay.file_len {
-            warnings.push(format!(
-                "{}: a torn last write was dropped ({} records, {} bytes)",
-                path.display(),
-                replay.torn,
-                replay.file_len - replay.valid_len
-            ));
-            if is_current {
+        if recovery::check_log(&path, &replay, strict, warnings)? {
+            // The copy is kept: now the unreadable tail can go (appends continue after the last
+            // valid record), and unreadable lines in the middle go with the compaction below.
+            // `.log.old` is removed whole by that compaction.
+            if is_current && replay.valid_len < replay.file_len {
                 let file = fs::OpenOptions::new().write(true).open(&path);
-                file.and_then(|f| f.set_len(replay.valid_len).and_then(|()| f.sync_all()))
-                    .map_err(|e| Error::io(format!("cannot cut the torn tail of {}", path.display()), e))?;
+                file.and_then(|f| f.set_len(replay.valid_len).and_then(|()| f.sync_all())).map_err(|e| {
+                    Error::io(format!("cannot cut the unreadable tail of {}", path.display()), e)
+                })?;
             }
+            needs_compaction |= replay.corrupt_lines > 0;
         }
         if is_current {
             valid_len = replay.valid_len;

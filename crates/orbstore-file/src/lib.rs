@@ -5,12 +5,14 @@ mod backend;
 mod collection;
 mod lock;
 mod log;
+mod recovery;
 mod snapshot;
 mod transaction;
 mod txlog;
 
 pub use backend::{FileBackend, Inner};
 pub use collection::{FileCollection, FileHost};
+pub use log::MAX_WRITE;
 pub use transaction::{FileTransaction, TxShared};
 
 /// The URL scheme this backend answers to (`file://<dir>`).

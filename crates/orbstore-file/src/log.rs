@@ -1,9 +1,9 @@
 //! The append-only log of one collection: checksummed JSON lines, group commit, replay.
 //!
 //! A record is one line: eight hex digits of the CRC-32 of the JSON that follows, a space, the
-//! JSON, a newline. A torn write leaves a last line without its newline or with a bad checksum;
-//! replay drops such a tail (and truncates it away), and skips a bad record in the middle of the
-//! file (a flipped byte), reporting both.
+//! JSON, a newline. Replay reads the valid records and describes what it could not read, so that
+//! opening can tell a torn last write (what a crash leaves: see `tail_problem`) from corruption;
+//! `recovery.rs` holds the rules for what is then kept, cut and reported.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -15,7 +15,14 @@ use std::time::{Duration, Instant};
 use orbstore_core::engine::Change;
 use orbstore_core::{Document, IndexSpec};
 use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// The most a log hands to one `write` and leaves unsynced (in the modes that fsync): a larger
+/// buffer is written in pieces of whole records, each fsynced before the next. A crash or a
+/// power loss can therefore damage at most the last piece, and replay accepts an unreadable
+/// tail as a torn write only up to this length. (A record larger than this is a piece alone.)
+pub const MAX_WRITE: usize = 1 << 20;
 
 /// One logged change. `tx` marks records of a transaction, applied on replay only when the
 /// transaction's commit marker is in the transaction log.
@@ -101,22 +108,63 @@ pub(crate) fn encode_drop(out: &mut Vec<u8>) {
 }
 
 /// What reading a log found.
-#[derive(Debug, Default)]
-pub(crate) struct Replay {
+#[derive(Debug)]
+pub(crate) struct Replay<T = Record> {
     /// The valid records, in order.
-    pub records: Vec<Record>,
-    /// Bad records after the last valid one (a torn write); cut off.
-    pub torn: usize,
-    /// Bad records between valid ones (corruption); skipped.
-    pub corrupt: usize,
-    /// Byte length of the log up to the end of the last valid record.
+    pub records: Vec<T>,
+    /// Unreadable lines followed by a readable record: corruption, whatever their size.
+    pub corrupt_lines: usize,
+    /// Unreadable lines in all.
+    pub bad_lines: usize,
+    /// Bytes of those lines.
+    pub bad_bytes: u64,
+    /// Offset of the first unreadable byte.
+    pub first_bad: Option<u64>,
+    /// Byte length of the log up to the end of the last valid record: what is after it is the
+    /// unreadable tail.
     pub valid_len: u64,
     /// Byte length of the file as found.
     pub file_len: u64,
+    /// Why the unreadable tail is not a torn write (`None`: there is none, or it is one).
+    pub tail_problem: Option<String>,
+}
+
+impl<T> Default for Replay<T> {
+    fn default() -> Self {
+        Replay {
+            records: Vec::new(),
+            corrupt_lines: 0,
+            bad_lines: 0,
+            bad_bytes: 0,
+            first_bad: None,
+            valid_len: 0,
+            file_len: 0,
+            tail_problem: None,
+        }
+    }
+}
+
+impl<T> Replay<T> {
+    /// Every byte was read.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.first_bad.is_none()
+    }
+
+    /// Where the file is corrupt and why, or `None` when all it lacks is a torn last write.
+    pub(crate) fn corruption(&self) -> Option<(u64, String)> {
+        if self.corrupt_lines > 0 {
+            let at = self.first_bad.unwrap_or(0);
+            return Some((
+                at,
+                format!("{} unreadable lines are followed by readable records", self.corrupt_lines),
+            ));
+        }
+        self.tail_problem.clone().map(|why| (self.valid_len, why))
+    }
 }
 
 /// Reads and checks a log file; a missing file is an empty log.
-pub(crate) fn read_log(path: &Path) -> io::Result<Replay> {
+pub(crate) fn read_log<T: DeserializeOwned>(path: &Path) -> io::Result<Replay<T>> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
@@ -128,7 +176,7 @@ pub(crate) fn read_log(path: &Path) -> io::Result<Replay> {
     Ok(parse_log(&bytes))
 }
 
-fn parse_line(line: &[u8]) -> Option<Record> {
+fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Option<T> {
     if line.len() < 10 || line[8] != b' ' {
         return None;
     }
@@ -140,7 +188,7 @@ fn parse_line(line: &[u8]) -> Option<Record> {
     serde_json::from_slice(json).ok()
 }
 
-pub(crate) fn parse_log(bytes: &[u8]) -> Replay {
+pub(crate) fn parse_log<T: DeserializeOwned>(bytes: &[u8]) -> Replay<T> {
     let mut replay = Replay { file_len: bytes.len() as u64, ..Replay::default() };
     let mut bad_since_last_good = 0usize;
     let mut pos = 0usize;
@@ -151,48 +199,54 @@ pub(crate) fn parse_log(bytes: &[u8]) -> Replay {
         };
         match parse_line(line).filter(|_| complete) {
             Some(record) => {
-                replay.corrupt += bad_since_last_good;
+                replay.corrupt_lines += bad_since_last_good;
                 bad_since_last_good = 0;
                 replay.records.push(record);
                 replay.valid_len = next as u64;
             }
-            None if line.is_empty() && complete => {} // a stray blank line
-            None => bad_since_last_good += 1,
+            // A stray blank line holds nothing to lose: it counts as read.
+            None if line.is_empty() && complete && bad_since_last_good == 0 => replay.valid_len = next as u64,
+            None => {
+                replay.first_bad.get_or_insert(pos as u64);
+                replay.bad_lines += 1;
+                replay.bad_bytes += (next - pos) as u64;
+                bad_since_last_good += 1;
+            }
         }
         pos = next;
     }
-    replay.torn = bad_since_last_good;
+    replay.tail_problem = tail_problem(&bytes[replay.valid_len as usize..]);
     replay
 }
 
-/// Reads a file of checksummed lines holding arbitrary JSON (the transaction log): the valid
-/// values and how many bad lines follow the last valid one.
-pub(crate) fn read_log_lines(path: &Path) -> io::Result<(Vec<serde_json::Value>, usize)> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    };
-    let mut values = Vec::new();
-    let mut bad = 0;
-    for line in bytes.split_inclusive(|b| *b == b'\n') {
-        let complete = line.ends_with(b"\n");
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let value = (complete && line.len() > 9 && line[8] == b' ')
-            .then(|| {
-                let crc = u32::from_str_radix(std::str::from_utf8(&line[..8]).ok()?, 16).ok()?;
-                (crc32fast::hash(&line[9..]) == crc).then(|| serde_json::from_slice(&line[9..]).ok())?
-            })
-            .flatten();
-        match value {
-            Some(v) => {
-                values.push(v);
-                bad = 0;
-            }
-            None => bad += 1,
-        }
+/// Why `tail`, the unreadable bytes after the last valid record, is not what an interrupted
+/// append leaves; `None` when it is (or is empty).
+///
+/// An append that a crash cuts short leaves a prefix of its records, so the tail begins the way
+/// every record begins (eight hex digits, a space, `{`, as far as it goes); a power loss can
+/// also leave the blocks the write never reached as zeros. Either way it is no longer than one
+/// write ([`MAX_WRITE`]), or else a single unterminated line: one large record cut short.
+/// Anything else (random bytes, a file another program wrote, a tail longer than a write) is
+/// corruption.
+fn tail_problem(tail: &[u8]) -> Option<String> {
+    if tail.is_empty() {
+        return None;
     }
-    Ok((values, bad))
+    let like_record = tail.iter().take(10).enumerate().all(|(i, b)| match i {
+        0..=7 => b.is_ascii_hexdigit(),
+        8 => *b == b' ',
+        _ => *b == b'{',
+    });
+    if !like_record && tail[0] != 0 {
+        return Some("the unreadable bytes at the end do not begin like a log record".into());
+    }
+    if tail.len() <= MAX_WRITE || (like_record && !tail.contains(&b'\n')) {
+        return None;
+    }
+    Some(format!(
+        "the unreadable bytes at the end ({}) are more than one write ({MAX_WRITE} bytes) can leave",
+        tail.len()
+    ))
 }
 
 /// Opens a log for appending, creating it with mode 0600.
@@ -295,9 +349,18 @@ impl Log {
             p.last_at = None;
             (std::mem::take(&mut p.buf), p.seq)
         };
-        if !buf.is_empty() {
-            disk.file.write_all(&buf)?;
-            disk.bytes += buf.len() as u64;
+        // Pieces of at most MAX_WRITE bytes, each fsynced before the next is written, so that a
+        // crash or power loss leaves at most one piece unfinished: see `tail_problem`.
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            let n = piece_len(rest);
+            disk.file.write_all(&rest[..n])?;
+            disk.bytes += n as u64;
+            rest = &rest[n..];
+            if fsync && !rest.is_empty() {
+                disk.file.sync_data()?;
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.written_seq.fetch_max(target, Ordering::AcqRel);
         if fsync {
@@ -331,6 +394,18 @@ impl Log {
     }
 }
 
+/// The length of the next piece of `buf` to write: whole records, at most [`MAX_WRITE`] bytes
+/// (or one record, when that alone is larger).
+fn piece_len(buf: &[u8]) -> usize {
+    if buf.len() <= MAX_WRITE {
+        return buf.len();
+    }
+    match buf[..MAX_WRITE].iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
+        None => buf[MAX_WRITE..].iter().position(|b| *b == b'\n').map_or(buf.len(), |i| MAX_WRITE + i + 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +414,15 @@ mod tests {
 
     fn doc(v: serde_json::Value) -> Document {
         v.as_object().cloned().unwrap()
+    }
+
+    fn numbered(n: usize, pad: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let d = doc(json!({"_id": format!("{i:06}"), "pad": "x".repeat(pad)}));
+            encode_changes(&[Change::Put(Arc::new(d))], None, &mut out);
+        }
+        out
     }
 
     #[test]
@@ -351,27 +435,82 @@ mod tests {
         ];
         encode_changes(&changes, Some(7), &mut out);
         encode_drop(&mut out);
-        let full = parse_log(&out);
+        let full: Replay = parse_log(&out);
         assert_eq!(full.records.len(), 4);
-        assert_eq!((full.torn, full.corrupt, full.valid_len), (0, 0, out.len() as u64));
+        assert!(full.is_clean());
+        assert_eq!(full.valid_len, out.len() as u64);
         assert_eq!(full.records[0], Record::Put { doc: doc(json!({"_id": "a", "n": 1})), tx: Some(7) });
         for cut in 1..out.len() {
-            let r = parse_log(&out[..cut]);
+            let r: Replay = parse_log(&out[..cut]);
             assert!(r.records.len() <= 4);
-            assert_eq!(r.corrupt, 0, "a cut never looks like corruption in the middle");
+            assert_eq!(r.corruption(), None, "a cut at byte {cut} is a torn write, never corruption");
             assert!(r.valid_len <= cut as u64);
         }
     }
 
     #[test]
-    fn flipped_byte_in_the_middle_is_skipped() {
-        let mut out = Vec::new();
-        for i in 0..5 {
-            encode_changes(&[Change::Put(Arc::new(doc(json!({"_id": format!("{i}")}))))], None, &mut out);
+    fn flipped_byte_in_the_middle_is_corruption() {
+        let mut out = numbered(5, 0);
+        let second_line = out.iter().position(|b| *b == b'\n').unwrap() + 1;
+        out[second_line + 14] ^= 0x01;
+        let r: Replay = parse_log(&out);
+        assert_eq!((r.records.len(), r.corrupt_lines, r.bad_lines), (4, 1, 1));
+        let (at, why) = r.corruption().unwrap();
+        assert_eq!(at, second_line as u64);
+        assert!(why.contains("followed by readable records"), "{why}");
+    }
+
+    #[test]
+    fn what_a_torn_tail_may_look_like() {
+        let good = numbered(3, 10);
+        let with_tail = |tail: &[u8]| -> Option<String> {
+            let mut b = good.clone();
+            b.extend_from_slice(tail);
+            let r: Replay = parse_log(&b);
+            assert_eq!(r.records.len(), 3);
+            r.corruption().map(|(at, why)| {
+                assert_eq!(at, good.len() as u64);
+                why
+            })
+        };
+        // What a crash leaves: a record's beginning, or zeros where a write never landed.
+        assert_eq!(with_tail(b"0123abcd {\"op\":\"pu"), None);
+        assert_eq!(with_tail(b"0123a"), None);
+        assert_eq!(with_tail(&[0; 4096]), None);
+        assert_eq!(with_tail(&numbered(1, MAX_WRITE * 2)[..MAX_WRITE + 100]), None, "one large record, cut");
+        assert_eq!(with_tail(b"\n\n"), None, "blank lines hold nothing");
+        // What it may not.
+        for tail in [&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..], b"hello\n", b"0123abcd\n", b"xyz"] {
+            assert!(with_tail(tail).unwrap().contains("do not begin like a log record"), "{tail:?}");
         }
-        let second_line = out.iter().position(|b| *b == b'\n').unwrap() + 15;
-        out[second_line] ^= 0x01;
-        let r = parse_log(&out);
-        assert_eq!((r.records.len(), r.corrupt, r.torn), (4, 1, 0));
+        assert!(with_tail(&vec![0; MAX_WRITE + 1]).unwrap().contains("more than one write"));
+        let mut bad_lines = Vec::new();
+        while bad_lines.len() <= MAX_WRITE {
+            bad_lines.extend_from_slice(b"00000000 {\"op\":\"drop\"}\n");
+        }
+        assert!(with_tail(&bad_lines).unwrap().contains("more than one write"));
+    }
+
+    #[test]
+    fn large_buffers_are_written_in_pieces_of_whole_records() {
+        let buf = numbered(3000, 1000); // about 3 MiB
+        let mut rest = &buf[..];
+        let mut pieces = 0;
+        while !rest.is_empty() {
+            let n = piece_len(rest);
+            assert!(n <= MAX_WRITE && rest[n - 1] == b'\n', "piece {pieces}: {n} bytes");
+            rest = &rest[n..];
+            pieces += 1;
+        }
+        assert_eq!(pieces, buf.len().div_ceil(MAX_WRITE));
+        let huge = numbered(1, MAX_WRITE + 10);
+        assert_eq!(piece_len(&huge), huge.len(), "a record larger than a write is one piece");
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("t.log"), 0).unwrap();
+        let seq = log.append(&buf, 3000);
+        log.sync_to(seq, true).unwrap();
+        assert_eq!(log.fsyncs(), pieces as u64, "each piece is fsynced before the next is written");
+        assert_eq!(std::fs::read(dir.path().join("t.log")).unwrap(), buf);
     }
 }
