@@ -481,12 +481,11 @@ fn page_of(docs: &Docs, filter: &Filter, after: Option<&str>, rows: u64) -> crat
     use std::ops::Bound;
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
     let mut page = crate::stream::Page::default();
-    let mut read = 0;
-    for (id, doc) in docs.range::<_, str>((start, Bound::Unbounded)) {
+    let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+    for (read, (id, doc)) in docs.range::<_, str>((start, Bound::Unbounded)).enumerate() {
         if read == rows {
             return page;
         }
-        read += 1;
         page.next = Some(id.clone());
         if filter.matches(doc) {
             page.docs.push((**doc).clone());

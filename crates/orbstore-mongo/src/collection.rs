@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::IndexModel;
@@ -22,12 +22,13 @@ use crate::bson::{to_bson, to_bson_doc, to_json_doc};
 use crate::error::{code, Context};
 use crate::transaction::TxShared;
 use orbstore_core::engine::finished_transaction;
+use orbstore_core::stream::{computed_stream, keyset_stream, Page, PAGE_ROWS};
 
 /// The server's "collection already exists" code.
 const NAMESPACE_EXISTS: i32 = 48;
 
 /// A collection handle of the MongoDB backend, plain or bound to a transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MongoCollection {
     name: String,
     shared: Arc<Shared>,
@@ -181,6 +182,38 @@ impl MongoCollection {
             Some(id) => id_filter(id),
             None => BsonDocument::new(),
         }
+    }
+
+    /// One page of a keyset scan in `_id` order: at most `rows` documents after `after`, with
+    /// those matching the filter. Native mode sends the filter with the page; exact mode reads
+    /// every stored document of the page and decides here.
+    async fn page(&self, filter: &Filter, after: Option<&str>, rows: u64) -> Result<Page> {
+        self.shared.check_open()?;
+        let native = self.shared.mode == Mode::Native && native_safe(filter);
+        let mut server = if native { filter_bson(filter) } else { Self::pushed(filter) };
+        if let Some(after) = after {
+            let range = doc! {"_id": {"$gt": after}};
+            server = if server.is_empty() { range } else { doc! {"$and": [server, range]} };
+        }
+        let options = FindOptions::builder()
+            .sort(doc! {"_id": 1})
+            .limit(i64::try_from(rows).unwrap_or(i64::MAX))
+            .build();
+        let (mut page, mut read) = (Page::default(), 0);
+        self.scan(server, options, |d| {
+            let d = to_json_doc(d)?;
+            read += 1;
+            page.next = id_of(&d).map(str::to_owned);
+            if native || filter.matches(&d) {
+                page.docs.push(d);
+            }
+            Ok(())
+        })
+        .await?;
+        if read < rows {
+            page.next = None;
+        }
+        Ok(page)
     }
 
     /// The matching documents, unprojected, sorted, after offset and limit.
@@ -476,8 +509,17 @@ impl Collection for MongoCollection {
     }
 
     async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
-        let docs = self.find(query).await?;
-        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+        query.validate()?;
+        if !query.in_id_order() {
+            return Ok(computed_stream(self.find(query).await?));
+        }
+        // Page by page (a cursor held across the caller's reads would hold a transaction's
+        // session for as long; a page is one short find).
+        let (handle, filter) = (self.clone(), query.filter.clone());
+        Ok(keyset_stream(query, move |after| {
+            let (handle, filter) = (handle.clone(), filter.clone());
+            async move { handle.page(&filter, after.as_deref(), PAGE_ROWS).await }
+        }))
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {

@@ -337,6 +337,10 @@ impl PersistenceBackend for PostgresBackend {
         Ok(Box::new(PgTransaction::begin(self.shared.clone()).await?))
     }
 
+    async fn snapshot(&self) -> Result<Box<dyn orbstore_core::Snapshot>> {
+        Ok(Box::new(crate::snapshot::PgSnapshot::begin(self.shared.clone()).await?))
+    }
+
     async fn health(&self) -> HealthReport {
         let start = Instant::now();
         let result = async {

@@ -1,7 +1,7 @@
 //! [`PgCollection`]: the `Collection` implementation, for plain and transactional handles.
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use orbstore_core::stream::{computed_stream, keyset_stream, PAGE_ROWS};
 use orbstore_core::{
     prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
     Result, Update, Upserted,
@@ -12,7 +12,7 @@ pub use crate::exec::Exec;
 use crate::ops;
 
 /// A collection handle of the PostgreSQL backend.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PgCollection {
     name: String,
     exec: Exec,
@@ -101,8 +101,20 @@ impl Collection for PgCollection {
     }
 
     async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
-        let docs = self.find(query).await?;
-        Ok(futures::stream::iter(docs.into_iter().map(Ok)).boxed())
+        query.validate()?;
+        if !query.in_id_order() {
+            return Ok(computed_stream(self.find(query).await?));
+        }
+        // Page by page, each page a statement of its own (inside the transaction, for a
+        // transaction's handle).
+        let (handle, filter) = (self.clone(), query.filter.clone());
+        Ok(keyset_stream(query, move |after| {
+            let (handle, filter) = (handle.clone(), filter.clone());
+            async move {
+                let after = after.as_deref();
+                run!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
+            }
+        }))
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {

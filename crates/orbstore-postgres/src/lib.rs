@@ -7,6 +7,7 @@ mod error;
 mod exec;
 mod json;
 mod ops;
+mod snapshot;
 mod sql;
 mod transaction;
 

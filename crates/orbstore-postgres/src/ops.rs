@@ -9,6 +9,7 @@
 
 use futures::future::try_join_all;
 use orbstore_core::shapes::Shapes;
+use orbstore_core::stream::Page;
 use orbstore_core::{
     id_of, Document, Error, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
 };
@@ -68,9 +69,32 @@ pub(crate) fn plan(
     ids_only: bool,
     force_superset: bool,
 ) -> Plan {
+    plan_page(sh, name, shapes, query, lock, ids_only, force_superset, None)
+}
+
+/// One page of a keyset scan: stored rows after an `_id`, in `_id` order, at most so many.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyset<'a> {
+    after: Option<&'a str>,
+    rows: u64,
+}
+
+/// [`plan`], or with `keyset` the plan of one page of a scan in `_id` order (the query's sort,
+/// offset and limit are then the caller's business).
+#[allow(clippy::too_many_arguments)]
+fn plan_page(
+    sh: &Shared,
+    name: &str,
+    shapes: &Shapes,
+    query: &Query,
+    lock: bool,
+    ids_only: bool,
+    force_superset: bool,
+    keyset: Option<Keyset<'_>>,
+) -> Plan {
     let empty = Shapes::default();
     let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
-    let pushed = if w.exact && !force_superset { order_by(&query.sort, shapes) } else { None };
+    let pushed = if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes) } else { None };
     let mut inner = crate::sql::Sql::lit(format!(
         "SELECT id, {} FROM {} WHERE ",
         if ids_only { "NULL::json AS doc" } else { "doc" },
@@ -83,7 +107,13 @@ pub(crate) fn plan(
         inner.push("NOT st.stale AND ");
     }
     inner.push("(").append(w.sql.clone()).push(")");
-    match &pushed {
+    if let Some(k) = keyset {
+        if let Some(after) = k.after {
+            inner.push(" AND id > ").param(Param::Text(after.to_owned()), "::text");
+        }
+        inner.push(" ORDER BY id LIMIT ").param(Param::Int(i64::try_from(k.rows).unwrap_or(i64::MAX)), "");
+    }
+    match pushed.as_ref().filter(|_| keyset.is_none()) {
         Some((order, assumed)) => {
             inner.push(&format!(" ORDER BY {order}"));
             if let Some(limit) = query.limit {
@@ -97,9 +127,10 @@ pub(crate) fn plan(
                 single.extend(prefixes(p));
             }
         }
-        None => {
+        None if keyset.is_none() => {
             inner.push(" ORDER BY id");
         }
+        None => {}
     }
     if lock {
         inner.push(" FOR UPDATE");
@@ -190,6 +221,47 @@ pub(crate) async fn find(
         }
         query.finish_selected(&mut docs, plan.sort_in_sql);
         return Ok(docs);
+    }
+    unreachable!("the last attempt ignores the flags and always returns")
+}
+
+/// One page of a keyset scan in `_id` order: at most `rows` stored documents after `after`, with
+/// those matching the filter (see `orbstore_core::stream::keyset_stream`).
+pub(crate) async fn page(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    filter: &Filter,
+    after: Option<&str>,
+    rows: u64,
+) -> Result<Page> {
+    let query = Query::new(filter.clone());
+    let mut shapes = sh.shapes(c, name).await?;
+    for attempt in 0..=REPLANS {
+        let keyset = Some(Keyset { after, rows });
+        let plan = plan_page(sh, name, &shapes, &query, false, false, attempt == REPLANS, keyset);
+        let Some(found) = query_if_exists(c, &plan.sql, &plan.params).await? else { return Ok(Page::default()) };
+        if found.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            shapes = sh.reload_shapes(c, name).await?;
+            continue;
+        }
+        let (mut page, mut read) = (Page::default(), 0);
+        for r in found {
+            let Some(id) = r.get::<_, Option<String>>(1) else { continue };
+            let doc = match r.try_get::<_, JsonDoc>(2) {
+                Ok(JsonDoc(d)) => d,
+                Err(e) => return Err(Error::corrupt(format!("document {id:?} is not valid JSON: {e}"))),
+            };
+            if plan.exact_filter || filter.matches(&doc) {
+                page.docs.push(doc);
+            }
+            read += 1;
+            page.next = Some(id);
+        }
+        if read < rows {
+            page.next = None;
+        }
+        return Ok(page);
     }
     unreachable!("the last attempt ignores the flags and always returns")
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL test fixture: a server from `ORBSTORE_TEST_POSTGRES_URL`, a uniquely named
-//! schema per test, dropped at teardown. Without the variable the tests print `SKIPPED` (or fail
-//! with `ORBSTORE_REQUIRE_SERVERS=1`); testcontainers is not wired in yet (see the README).
+//! schema per test, dropped at teardown. Without the variable at build time the tests are ignored
+//! (`build.rs` sets `orbstore_no_postgres`; never with `ORBSTORE_REQUIRE_SERVERS=1`); run anyway
+//! without it, they fail. Testcontainers is not wired in yet (see the README).
 
 #![allow(dead_code)]
 
@@ -13,9 +14,10 @@ use orbstore_testkit::{Fixture, Skip};
 
 /// The server's settings, or why there is none.
 pub fn server() -> Result<PostgresConfig, Skip> {
-    let url = std::env::var("ORBSTORE_TEST_POSTGRES_URL").map_err(|_| {
-        Skip("ORBSTORE_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)".into())
-    })?;
+    let url =
+        std::env::var("ORBSTORE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).ok_or_else(|| {
+            Skip("ORBSTORE_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)".into())
+        })?;
     match BackendConfig::from_url(&url) {
         Ok(BackendConfig::Postgres(p)) => Ok(p),
         other => panic!("ORBSTORE_TEST_POSTGRES_URL is not a postgres URL: {other:?}"),
@@ -99,21 +101,16 @@ pub async fn fixture() -> Result<Fixture, Skip> {
     }))
 }
 
-/// A backend in a fresh schema with its settings, or `None` after printing `SKIPPED` (a panic
-/// with `ORBSTORE_REQUIRE_SERVERS=1`). The caller drops the schema with [`drop_schema`].
-pub async fn setup() -> Option<(PostgresBackend, PostgresConfig)> {
-    match config() {
-        Ok(cfg) => {
-            sweep_stale_schemas(&cfg).await;
-            let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
-            Some((store, cfg))
-        }
-        Err(Skip(why)) if orbstore_testkit::servers_required() => {
-            panic!("ORBSTORE_REQUIRE_SERVERS=1 but PostgreSQL is not available: {why}")
-        }
-        Err(Skip(why)) => {
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-    }
+/// A backend in a fresh schema with its settings; panics without a server (the test is ignored
+/// then, unless run with `--ignored`). The caller drops the schema with [`drop_schema`].
+pub async fn setup() -> (PostgresBackend, PostgresConfig) {
+    let cfg = require(config());
+    sweep_stale_schemas(&cfg).await;
+    let store = PostgresBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    (store, cfg)
+}
+
+/// The settings, or a panic saying why there are none: a test that cannot run fails.
+pub fn require(cfg: Result<PostgresConfig, Skip>) -> PostgresConfig {
+    cfg.unwrap_or_else(|Skip(why)| panic!("this test needs PostgreSQL: {why}"))
 }

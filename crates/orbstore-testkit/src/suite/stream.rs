@@ -76,15 +76,14 @@ pub async fn snapshot_reads_collections_indexes_and_documents(f: &dyn BackendFac
 }
 
 /// A point-in-time snapshot does not see writes made after it was taken, in any collection:
-/// inserts, updates, deletes, a new collection, a dropped one. (A per-collection snapshot
-/// promises nothing of the kind; for it the test only reads.)
+/// inserts, updates, deletes, a new collection. (A per-collection snapshot promises nothing of
+/// the kind; for it the test only reads. Dropping a collection is left out: on PostgreSQL a drop
+/// waits for the snapshot to end, as it waits for pg_dump.)
 pub async fn snapshot_point_in_time_ignores_later_writes(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
     let a = seeded(&fx, json!([{"_id": "1", "n": 1}, {"_id": "2", "n": 2}])).await;
     let b = fx.coll("b").await;
     b.insert_value(json!({"_id": "x", "v": 10})).await.unwrap();
-    let gone = fx.coll("gone").await;
-    gone.insert_value(json!({"_id": "g"})).await.unwrap();
     let before_a = a.find_all().await.unwrap();
     let before_b = b.find_all().await.unwrap();
     let snap = read_snapshot(fx.backend()).await.unwrap();
@@ -93,16 +92,14 @@ pub async fn snapshot_point_in_time_ignores_later_writes(f: &dyn BackendFactory)
     a.delete_by_id("1").await.unwrap();
     b.update_by_id("x", &Update::new().inc("v", 5)).await.unwrap();
     fx.coll("later").await.insert_value(json!({"_id": "l"})).await.unwrap();
-    fx.backend().drop_collection("gone").await.unwrap();
     let read = |name: &'static str| {
         let snap = &snap;
         async move { snap.find_stream(name, &Query::all()).await.unwrap().try_collect::<Vec<_>>().await.unwrap() }
     };
-    let (now_a, now_b, now_gone) = (read("t").await, read("b").await, read("gone").await);
+    let (now_a, now_b) = (read("t").await, read("b").await);
     if snap.consistency() == SnapshotConsistency::PointInTime {
         assert_eq!(now_a, before_a, "a point-in-time snapshot saw later writes to t");
         assert_eq!(now_b, before_b, "a point-in-time snapshot saw a later update to b");
-        assert_eq!(now_gone.len(), 1, "a point-in-time snapshot lost a collection dropped after it");
         assert_eq!(snap.list_collections().await.unwrap(), listed);
         assert!(!listed.contains(&"later".to_owned()));
     }
