@@ -403,6 +403,15 @@ impl PersistenceBackend for FileBackend {
         Ok(Box::new(FileTransaction::new(self.inner.clone())))
     }
 
+    /// Point in time: every collection frozen under one read lock (O(1) each, the maps are
+    /// shared), as a transaction's commit applies all its collections under the write lock.
+    async fn snapshot(&self) -> Result<Box<dyn orbstore_core::Snapshot>> {
+        self.inner.check_usable()?;
+        let state = self.inner.state.read();
+        let frozen = state.collections.iter().map(|(name, c)| (name.clone(), c.engine.frozen()));
+        Ok(Box::new(orbstore_core::engine::FrozenStore::new(frozen)))
+    }
+
     async fn health(&self) -> HealthReport {
         let start = Instant::now();
         let check = self.inner.check_usable().and_then(|()| {

@@ -193,7 +193,11 @@ impl MongoCollection {
         let mut server = if native { filter_bson(filter) } else { Self::pushed(filter) };
         if let Some(after) = after {
             let range = doc! {"_id": {"$gt": after}};
-            server = if server.is_empty() { range } else { doc! {"$and": [server, range]} };
+            server = if server.is_empty() {
+                range
+            } else {
+                doc! {"$and": [server, range]}
+            };
         }
         let options = FindOptions::builder()
             .sort(doc! {"_id": 1})
