@@ -94,7 +94,8 @@ fn plan_page(
 ) -> Plan {
     let empty = Shapes::default();
     let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
-    let pushed = if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes) } else { None };
+    let pushed =
+        if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes) } else { None };
     let mut inner = crate::sql::Sql::lit(format!(
         "SELECT id, {} FROM {} WHERE ",
         if ids_only { "NULL::json AS doc" } else { "doc" },
@@ -240,7 +241,9 @@ pub(crate) async fn page(
     for attempt in 0..=REPLANS {
         let keyset = Some(Keyset { after, rows });
         let plan = plan_page(sh, name, &shapes, &query, false, false, attempt == REPLANS, keyset);
-        let Some(found) = query_if_exists(c, &plan.sql, &plan.params).await? else { return Ok(Page::default()) };
+        let Some(found) = query_if_exists(c, &plan.sql, &plan.params).await? else {
+            return Ok(Page::default());
+        };
         if found.first().is_some_and(|r| r.get::<_, bool>(0)) {
             shapes = sh.reload_shapes(c, name).await?;
             continue;

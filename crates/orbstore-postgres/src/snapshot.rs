@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orbstore_core::stream::computed_stream;
 use orbstore_core::{
-    validate_collection_name, Collection, DocumentStream, IndexSpec, Query, Result, Snapshot, SnapshotConsistency,
+    validate_collection_name, Collection, DocumentStream, IndexSpec, Query, Result, Snapshot,
+    SnapshotConsistency,
 };
 use tokio::sync::Mutex;
 
@@ -36,7 +37,9 @@ impl PgSnapshot {
         let collections = {
             let slot = tx.conn.lock().await;
             let c = slot.as_ref().expect("just stored");
-            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.ctx("begin a snapshot")?;
+            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .ctx("begin a snapshot")?;
             let rows = c.query(&list, &[]).await.ctx("list collections")?;
             let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             // As pg_dump does: a table dropped after the snapshot began would be gone from it
