@@ -65,20 +65,17 @@ fn object_operands_are_not_pushed_down() {
     assert!(!native_safe(&f(json!({"$or": [{"a": 1}, {"o": {"$in": [{"x": 1}]}}]}))));
 }
 
-async fn open(mode: MongoQueryMode) -> Option<(MongoBackend, MongoConfig)> {
-    match common::config(mode) {
-        Ok(cfg) => Some((MongoBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}")), cfg)),
-        Err(why) if orbstore_testkit::servers_required() => panic!("a MongoDB server is required: {why:?}"),
-        Err(why) => {
-            eprintln!("SKIPPED: {}", why.0);
-            None
-        }
-    }
+/// A backend on a fresh database and its settings; panics without a server (the test is ignored
+/// then, unless run with `--ignored`).
+async fn open(mode: MongoQueryMode) -> (MongoBackend, MongoConfig) {
+    let cfg = common::require(common::config(mode));
+    (MongoBackend::open(cfg.clone()).await.unwrap_or_else(|e| panic!("open: {e}")), cfg)
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
 async fn documents_round_trip_through_the_server_without_loss() {
-    let Some((store, cfg)) = open(MongoQueryMode::Auto).await else { return };
+    let (store, cfg) = open(MongoQueryMode::Auto).await;
     let c = store.collection("t").await.unwrap();
     let doc = json!({
         "_id": "a", "i32": 7, "i64max": i64::MAX, "i64min": i64::MIN, "one": 1.0, "frac": -2.5,
@@ -115,8 +112,9 @@ async fn documents_round_trip_through_the_server_without_loss() {
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
 async fn the_mode_follows_build_info_and_exact_mode_refuses_what_it_cannot_keep() {
-    let Some((store, cfg)) = open(MongoQueryMode::Auto).await else { return };
+    let (store, cfg) = open(MongoQueryMode::Auto).await;
     if store.server().starts_with("MongoDB ") {
         assert_eq!(store.mode(), Mode::Native, "{}", store.server());
     } else {
@@ -140,8 +138,9 @@ async fn the_mode_follows_build_info_and_exact_mode_refuses_what_it_cannot_keep(
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
 async fn insert_many_refused_midway_leaves_nothing() {
-    let Some((store, cfg)) = open(MongoQueryMode::Auto).await else { return };
+    let (store, cfg) = open(MongoQueryMode::Auto).await;
     let c = store.collection("t").await.unwrap();
     c.insert_value(json!({"_id": "k050"})).await.unwrap();
     let batch: Vec<_> = (0..100).map(|i| d(json!({"_id": format!("k{i:03}")}))).collect();
@@ -180,8 +179,9 @@ async fn an_unreachable_server_is_a_prompt_unavailable_without_the_password() {
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
 async fn stats_and_health_come_from_the_server() {
-    let Some((store, cfg)) = open(MongoQueryMode::Auto).await else { return };
+    let (store, cfg) = open(MongoQueryMode::Auto).await;
     let c = store.collection("t").await.unwrap();
     c.insert_many((0..10).map(|i| d(json!({"i": i}))).collect()).await.unwrap();
     c.create_index(IndexSpec::new(["i"])).await.unwrap();
@@ -197,11 +197,9 @@ async fn stats_and_health_come_from_the_server() {
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
 async fn transactions_are_offered_only_where_the_server_runs_them() {
-    let Ok(cfg) = common::config(MongoQueryMode::Auto) else {
-        assert!(!orbstore_testkit::servers_required(), "a MongoDB server is required");
-        return eprintln!("SKIPPED: no MongoDB server");
-    };
+    let cfg = common::require(common::config(MongoQueryMode::Auto));
     let plain = MongoBackend::open(cfg.clone()).await.unwrap();
     let opted = MongoBackend::open_allowing_unisolated_transactions(cfg.clone()).await.unwrap();
     let replicated = plain.server().contains("replicated");

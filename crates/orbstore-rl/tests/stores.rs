@@ -1,6 +1,7 @@
-//! Every store on every backend that can run here: memory, file and SQLite always; PostgreSQL
-//! and MongoDB when `ORBSTORE_TEST_POSTGRES_URL` / `ORBSTORE_TEST_MONGODB_URL` are set (each in a
-//! schema or database of its own). Persistence across a restart on the persistent ones.
+//! Every store on every backend, one test per store and backend (`<test>::sqlite`): memory, file
+//! and SQLite always; PostgreSQL and MongoDB (each in a schema or database of its own) ignored when
+//! `ORBSTORE_TEST_POSTGRES_URL` / `ORBSTORE_TEST_MONGODB_URL` was not set at build time (see
+//! `build.rs`). Persistence across a restart on the persistent ones.
 
 use std::time::Duration;
 
@@ -26,64 +27,98 @@ impl Target {
     }
 }
 
-async fn targets() -> Vec<Target> {
-    let mut out = Vec::new();
-    out.push(Target {
-        name: "memory",
-        config: None,
-        store: orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap(),
-        _dir: None,
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        Config::from_lookup(|k| (k == "DATABASE_URL").then(|| format!("file://{}", dir.path().display())))
-            .unwrap();
-    out.push(Target {
-        name: "file",
-        config: Some(cfg.clone()),
-        store: orbstore::open(cfg).await.unwrap(),
-        _dir: Some(dir),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("rl.sqlite3").display());
-    let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap();
-    out.push(Target {
-        name: "sqlite",
-        config: Some(cfg.clone()),
-        store: orbstore::open(cfg).await.unwrap(),
-        _dir: Some(dir),
-    });
-    // `orbtest_<UUIDv7>`: the PostgreSQL tests' sweeper recognizes (and drops, an hour on) what a
-    // panicking test leaves behind.
-    let unique = format!("orbtest_{}", orbstore::generate_id().replace('-', ""));
-    if let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let with = format!("{url}{sep}schema={}", unique);
-        let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| with.clone())).unwrap();
-        out.push(Target {
-            name: "postgres",
-            config: Some(cfg.clone()),
-            store: orbstore::open(cfg).await.unwrap(),
-            _dir: None,
-        });
-    } else {
-        eprintln!("SKIPPED postgres: ORBSTORE_TEST_POSTGRES_URL is not set");
-    }
-    if let Ok(url) = std::env::var("ORBSTORE_TEST_MONGODB_URL") {
-        let (base, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-        let with = format!("{}/{}?{query}", base.trim_end_matches('/'), unique);
-        let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| with.clone())).unwrap();
-        out.push(Target {
-            name: "mongodb",
-            config: Some(cfg.clone()),
-            store: orbstore::open(cfg).await.unwrap(),
-            _dir: None,
-        });
-    } else {
-        eprintln!("SKIPPED mongodb: ORBSTORE_TEST_MONGODB_URL is not set");
-    }
-    out
+/// A fresh store of one backend: `memory`, `file`, `sqlite`, `postgres` or `mongodb`.
+async fn target(name: &'static str) -> Target {
+    let (config, dir) = match name {
+        "memory" => return Target { name, config: None, store: memory().await, _dir: None },
+        "file" => {
+            let dir = tempfile::tempdir().unwrap();
+            (url_config(format!("file://{}", dir.path().display())), Some(dir))
+        }
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            (url_config(format!("sqlite://{}", dir.path().join("rl.sqlite3").display())), Some(dir))
+        }
+        // `orbtest_<UUIDv7>`: the PostgreSQL tests' sweeper recognizes (and drops, an hour on) what
+        // a panicking test leaves behind.
+        "postgres" => {
+            let url = server_url("ORBSTORE_TEST_POSTGRES_URL");
+            let sep = if url.contains('?') { '&' } else { '?' };
+            (url_config(format!("{url}{sep}schema={}", unique_name())), None)
+        }
+        "mongodb" => {
+            let url = server_url("ORBSTORE_TEST_MONGODB_URL");
+            let (base, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+            (url_config(format!("{}/{}?{query}", base.trim_end_matches('/'), unique_name())), None)
+        }
+        other => panic!("no backend {other}"),
+    };
+    let store = orbstore::open(config.clone()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    Target { name, config: Some(config), store, _dir: dir }
 }
+
+async fn memory() -> Store {
+    orbstore::open(Config::new(BackendConfig::Memory)).await.unwrap()
+}
+
+fn url_config(url: String) -> Config {
+    Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap()
+}
+
+fn unique_name() -> String {
+    format!("orbtest_{}", orbstore::generate_id().replace('-', ""))
+}
+
+/// A server's URL; a panic without it (the test is ignored then, unless run with `--ignored`).
+fn server_url(var: &str) -> String {
+    std::env::var(var).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| panic!("this test needs {var}"))
+}
+
+/// Each listed test once per backend, as `<test>::memory`, `::file`, `::sqlite`, `::postgres` and
+/// `::mongodb`; the server ones are ignored when their URL was not set at build time (see
+/// `build.rs`).
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn memory() {
+                super::$test(super::target("memory").await).await
+            }
+
+            #[tokio::test]
+            async fn file() {
+                super::$test(super::target("file").await).await
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(super::target("sqlite").await).await
+            }
+
+            #[tokio::test]
+            #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+            async fn postgres() {
+                super::$test(super::target("postgres").await).await
+            }
+
+            #[tokio::test]
+            #[cfg_attr(orbstore_no_mongodb, ignore = "needs ORBSTORE_TEST_MONGODB_URL (a MongoDB server)")]
+            async fn mongodb() {
+                super::$test(super::target("mongodb").await).await
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    qtable_learns_by_the_formula_and_survives_a_restart,
+    experiences_are_queried_sampled_evicted_and_survive_a_restart,
+    profiles_decay_exploration_and_keep_their_counts,
+    metrics_are_queried_by_type_and_time,
+    twenty_concurrent_policy_saves_leave_one_active_version_and_a_lineage,
+    configuration_is_versioned_with_parents,
+    events_are_queried_newest_first_joined_with_metadata_and_archived,
+);
 
 /// Drops the schema or database a test used on a server backend.
 async fn cleanup(t: &Target, store: &Store) {
@@ -114,35 +149,32 @@ fn exploration_decays_as_computed_by_hand() {
     assert_eq!(decayed_exploration(u64::MAX), 0.05);
 }
 
-#[tokio::test]
-async fn qtable_learns_by_the_formula_and_survives_a_restart() {
-    for t in targets().await {
-        let q = QTable::open(&*t.store).await.unwrap();
-        // Q(s,a) = 0 + 0.1 * (1 + 0.9 * 0 - 0) = 0.1 (s2 unknown: max is 0)
-        assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.1).abs() < 1e-12, "{}", t.name);
-        q.set("s2", "b", 2.0).await.unwrap();
-        q.set("s2", "c", -1.0).await.unwrap();
-        // 0.1 + 0.1 * (1 + 0.9 * 2 - 0.1) = 0.37
-        assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.37).abs() < 1e-12);
-        assert_eq!(q.q_value("nowhere", "x"), 0.0);
-        assert_eq!(q.best_action("s2").as_deref(), Some("b"));
-        assert_eq!(q.state_actions("s2"), vec![("b".to_owned(), 2.0), ("c".to_owned(), -1.0)]);
-        assert_eq!(q.get("s1", "a").unwrap().visits, 2);
-        let st = q.stats();
-        assert_eq!((st.entries, st.states, st.max), (3, 2, Some(2.0)));
-        assert!((st.mean - (0.37 + 2.0 - 1.0) / 3.0).abs() < 1e-12);
-        assert_eq!(q.update("s", "a", 1.0, "t", 1.5, 0.9).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-        q.flush().await.unwrap();
-        assert_eq!(q.status().unsaved, 0);
-        if let Some(store) = t.reopen().await {
-            let q2 = QTable::open(&*store).await.unwrap();
-            assert_eq!(q2.q_value("s1", "a"), 0.37, "{}", t.name);
-            assert_eq!(q2.stats().entries, 3);
-            q2.clear().await.unwrap();
-            q2.flush().await.unwrap();
-            assert_eq!(QTable::open(&*store).await.unwrap().stats().entries, 0, "{}", t.name);
-            cleanup(&t, &store).await;
-        }
+async fn qtable_learns_by_the_formula_and_survives_a_restart(t: Target) {
+    let q = QTable::open(&*t.store).await.unwrap();
+    // Q(s,a) = 0 + 0.1 * (1 + 0.9 * 0 - 0) = 0.1 (s2 unknown: max is 0)
+    assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.1).abs() < 1e-12, "{}", t.name);
+    q.set("s2", "b", 2.0).await.unwrap();
+    q.set("s2", "c", -1.0).await.unwrap();
+    // 0.1 + 0.1 * (1 + 0.9 * 2 - 0.1) = 0.37
+    assert!((q.update("s1", "a", 1.0, "s2", 0.1, 0.9).await.unwrap() - 0.37).abs() < 1e-12);
+    assert_eq!(q.q_value("nowhere", "x"), 0.0);
+    assert_eq!(q.best_action("s2").as_deref(), Some("b"));
+    assert_eq!(q.state_actions("s2"), vec![("b".to_owned(), 2.0), ("c".to_owned(), -1.0)]);
+    assert_eq!(q.get("s1", "a").unwrap().visits, 2);
+    let st = q.stats();
+    assert_eq!((st.entries, st.states, st.max), (3, 2, Some(2.0)));
+    assert!((st.mean - (0.37 + 2.0 - 1.0) / 3.0).abs() < 1e-12);
+    assert_eq!(q.update("s", "a", 1.0, "t", 1.5, 0.9).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    q.flush().await.unwrap();
+    assert_eq!(q.status().unsaved, 0);
+    if let Some(store) = t.reopen().await {
+        let q2 = QTable::open(&*store).await.unwrap();
+        assert_eq!(q2.q_value("s1", "a"), 0.37, "{}", t.name);
+        assert_eq!(q2.stats().entries, 3);
+        q2.clear().await.unwrap();
+        q2.flush().await.unwrap();
+        assert_eq!(QTable::open(&*store).await.unwrap().stats().entries, 0, "{}", t.name);
+        cleanup(&t, &store).await;
     }
 }
 
@@ -218,39 +250,36 @@ fn exp(user: &str, i: usize, reward: f64, completed: bool) -> Experience {
     e
 }
 
-#[tokio::test]
-async fn experiences_are_queried_sampled_evicted_and_survive_a_restart() {
-    for t in targets().await {
-        let xs = ExperienceStore::open(&*t.store, Some(50)).await.unwrap();
-        let batch: Vec<Experience> = (0..60).map(|i| exp("u1", i, i as f64 / 10.0, i % 4 == 0)).collect();
-        xs.add_batch(batch).await.unwrap();
-        xs.add(exp("u2", 0, 1.0, true)).await.unwrap();
-        assert_eq!(xs.by_user("u1").len(), 50, "{}: capacity 50, FIFO", t.name);
-        assert_eq!(xs.by_user("u1")[0].state, "s10", "the 10 oldest were evicted");
-        assert_eq!(
-            xs.recent("u1", 3).iter().map(|e| e.state.as_str()).collect::<Vec<_>>(),
-            ["s59", "s58", "s57"]
-        );
-        assert_eq!(xs.completed("u1").len(), 12); // i % 4 == 0 within 10..60: 12, 16, ..., 56
-        assert_eq!(xs.high_reward("u1", 5.5).len(), 5);
-        let st = xs.stats("u1");
-        assert_eq!(st.count, 50);
-        assert!((st.mean_reward - 3.45).abs() < 1e-9, "{st:?}");
-        let mut rng = StdRng::seed_from_u64(1);
-        let s = xs.sample("u1", 32, &mut rng);
-        let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!((s.len(), distinct.len()), (32, 32), "without replacement");
-        assert_eq!(xs.sample("u2", 10, &mut rng).len(), 1);
-        let first = xs.by_user("u1")[0].id.clone();
-        assert_eq!(xs.get(&first).unwrap().state, "s10");
-        if let Some(store) = t.reopen().await {
-            let again = ExperienceStore::open(&*store, Some(50)).await.unwrap();
-            assert_eq!(again.by_user("u1").len(), 50, "{}: evictions were persisted", t.name);
-            assert_eq!(again.len(), 51);
-            assert_eq!(again.cleanup(Duration::from_secs(1)).await.unwrap(), 51, "all are old");
-            assert!(again.is_empty());
-            cleanup(&t, &store).await;
-        }
+async fn experiences_are_queried_sampled_evicted_and_survive_a_restart(t: Target) {
+    let xs = ExperienceStore::open(&*t.store, Some(50)).await.unwrap();
+    let batch: Vec<Experience> = (0..60).map(|i| exp("u1", i, i as f64 / 10.0, i % 4 == 0)).collect();
+    xs.add_batch(batch).await.unwrap();
+    xs.add(exp("u2", 0, 1.0, true)).await.unwrap();
+    assert_eq!(xs.by_user("u1").len(), 50, "{}: capacity 50, FIFO", t.name);
+    assert_eq!(xs.by_user("u1")[0].state, "s10", "the 10 oldest were evicted");
+    assert_eq!(
+        xs.recent("u1", 3).iter().map(|e| e.state.as_str()).collect::<Vec<_>>(),
+        ["s59", "s58", "s57"]
+    );
+    assert_eq!(xs.completed("u1").len(), 12); // i % 4 == 0 within 10..60: 12, 16, ..., 56
+    assert_eq!(xs.high_reward("u1", 5.5).len(), 5);
+    let st = xs.stats("u1");
+    assert_eq!(st.count, 50);
+    assert!((st.mean_reward - 3.45).abs() < 1e-9, "{st:?}");
+    let mut rng = StdRng::seed_from_u64(1);
+    let s = xs.sample("u1", 32, &mut rng);
+    let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!((s.len(), distinct.len()), (32, 32), "without replacement");
+    assert_eq!(xs.sample("u2", 10, &mut rng).len(), 1);
+    let first = xs.by_user("u1")[0].id.clone();
+    assert_eq!(xs.get(&first).unwrap().state, "s10");
+    if let Some(store) = t.reopen().await {
+        let again = ExperienceStore::open(&*store, Some(50)).await.unwrap();
+        assert_eq!(again.by_user("u1").len(), 50, "{}: evictions were persisted", t.name);
+        assert_eq!(again.len(), 51);
+        assert_eq!(again.cleanup(Duration::from_secs(1)).await.unwrap(), 51, "all are old");
+        assert!(again.is_empty());
+        cleanup(&t, &store).await;
     }
 }
 
@@ -273,118 +302,106 @@ async fn prioritized_sampling_follows_the_priorities() {
     assert!(d.iter().any(|(e, p)| e.id == newest && *p == 9.0));
 }
 
-#[tokio::test]
-async fn profiles_decay_exploration_and_keep_their_counts() {
-    for t in targets().await {
-        let p = UserProfileStore::open(&*t.store).await.unwrap();
-        let created = p.create("ana").await.unwrap();
-        assert_eq!(created.exploration_rate, 0.3);
-        assert_eq!(p.create("ana").await.unwrap_err().kind(), ErrorKind::Conflict, "{}", t.name);
-        assert_eq!(p.get_or_create("bo").await.unwrap().experiences, 0);
-        let after = p.increment_experiences("ana", 100).await.unwrap();
-        assert_eq!(after.experiences, 100);
-        assert!((after.exploration_rate - 0.3 * 0.995f64.powi(100)).abs() < 1e-12);
-        assert_eq!(p.update_exploration_rate("ana", 1.5).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-        assert_eq!(p.update_exploration_rate("ana", 0.7).await.unwrap().exploration_rate, 0.7);
-        assert_eq!(p.increment_policy_version("ana").await.unwrap().policy_version, 1);
-        assert_eq!(p.reset_exploration("ana").await.unwrap().exploration_rate, 0.3);
-        let g = p.global_stats().await.unwrap();
-        assert_eq!(g.users, 2);
-        assert_eq!(g.most_experienced, Some(("ana".to_owned(), 100)));
-        assert!((g.mean_exploration_rate - 0.3).abs() < 1e-12);
-        if let Some(store) = t.reopen().await {
-            let again = UserProfileStore::open(&*store).await.unwrap();
-            assert_eq!(again.get("ana").await.unwrap().unwrap().policy_version, 1, "{}", t.name);
-            cleanup(&t, &store).await;
-        }
+async fn profiles_decay_exploration_and_keep_their_counts(t: Target) {
+    let p = UserProfileStore::open(&*t.store).await.unwrap();
+    let created = p.create("ana").await.unwrap();
+    assert_eq!(created.exploration_rate, 0.3);
+    assert_eq!(p.create("ana").await.unwrap_err().kind(), ErrorKind::Conflict, "{}", t.name);
+    assert_eq!(p.get_or_create("bo").await.unwrap().experiences, 0);
+    let after = p.increment_experiences("ana", 100).await.unwrap();
+    assert_eq!(after.experiences, 100);
+    assert!((after.exploration_rate - 0.3 * 0.995f64.powi(100)).abs() < 1e-12);
+    assert_eq!(p.update_exploration_rate("ana", 1.5).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(p.update_exploration_rate("ana", 0.7).await.unwrap().exploration_rate, 0.7);
+    assert_eq!(p.increment_policy_version("ana").await.unwrap().policy_version, 1);
+    assert_eq!(p.reset_exploration("ana").await.unwrap().exploration_rate, 0.3);
+    let g = p.global_stats().await.unwrap();
+    assert_eq!(g.users, 2);
+    assert_eq!(g.most_experienced, Some(("ana".to_owned(), 100)));
+    assert!((g.mean_exploration_rate - 0.3).abs() < 1e-12);
+    if let Some(store) = t.reopen().await {
+        let again = UserProfileStore::open(&*store).await.unwrap();
+        assert_eq!(again.get("ana").await.unwrap().unwrap().policy_version, 1, "{}", t.name);
+        cleanup(&t, &store).await;
     }
 }
 
-#[tokio::test]
-async fn metrics_are_queried_by_type_and_time() {
-    for t in targets().await {
-        let m = LearningMetrics::open(&*t.store).await.unwrap();
-        let before =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        m.record("episode_reward", json!({"episode": 1, "reward": 3.5}), None).await.unwrap();
-        m.record("episode_reward", json!({"episode": 2, "reward": 4.0}), Some("policy-1")).await.unwrap();
-        m.record("loss", json!(0.25), None).await.unwrap();
-        let got = m.query("episode_reward", before, u64::MAX / 2).await.unwrap();
-        assert_eq!(got.len(), 2, "{}", t.name);
-        assert_eq!(got[1].related.as_deref(), Some("policy-1"));
-        assert_eq!(m.count("loss").await.unwrap(), 1);
-        assert!(m.query("episode_reward", 0, before).await.unwrap().is_empty());
-        if let Some(store) = t.reopen().await {
-            let again = LearningMetrics::open(&*store).await.unwrap();
-            assert_eq!(again.count("episode_reward").await.unwrap(), 2, "{}", t.name);
-            cleanup(&t, &store).await;
-        }
+async fn metrics_are_queried_by_type_and_time(t: Target) {
+    let m = LearningMetrics::open(&*t.store).await.unwrap();
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    m.record("episode_reward", json!({"episode": 1, "reward": 3.5}), None).await.unwrap();
+    m.record("episode_reward", json!({"episode": 2, "reward": 4.0}), Some("policy-1")).await.unwrap();
+    m.record("loss", json!(0.25), None).await.unwrap();
+    let got = m.query("episode_reward", before, u64::MAX / 2).await.unwrap();
+    assert_eq!(got.len(), 2, "{}", t.name);
+    assert_eq!(got[1].related.as_deref(), Some("policy-1"));
+    assert_eq!(m.count("loss").await.unwrap(), 1);
+    assert!(m.query("episode_reward", 0, before).await.unwrap().is_empty());
+    if let Some(store) = t.reopen().await {
+        let again = LearningMetrics::open(&*store).await.unwrap();
+        assert_eq!(again.count("episode_reward").await.unwrap(), 2, "{}", t.name);
+        cleanup(&t, &store).await;
     }
 }
 
-#[tokio::test]
-async fn twenty_concurrent_policy_saves_leave_one_active_version_and_a_lineage() {
-    for t in targets().await {
-        let p = PolicyStore::open(&*t.store).await.unwrap();
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let p = p.clone();
-                tokio::spawn(async move {
-                    let weights = std::collections::BTreeMap::from([("left".to_owned(), i as f64)]);
-                    p.save_policy("bin-1", &format!("rule-{i}"), weights, json!({"writer": i})).await
-                })
+async fn twenty_concurrent_policy_saves_leave_one_active_version_and_a_lineage(t: Target) {
+    let p = PolicyStore::open(&*t.store).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let weights = std::collections::BTreeMap::from([("left".to_owned(), i as f64)]);
+                p.save_policy("bin-1", &format!("rule-{i}"), weights, json!({"writer": i})).await
             })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-        let history = p.history("bin-1").await.unwrap();
-        assert_eq!(history.len(), 20, "{}", t.name);
-        assert_eq!(history.iter().map(|h| h.version).collect::<Vec<_>>(), (1..=20).rev().collect::<Vec<_>>());
-        assert_eq!(history.iter().filter(|h| h.active).count(), 1, "{}: exactly one active", t.name);
-        assert!(history[0].active && history[0].version == 20);
-        for w in history.windows(2) {
-            assert_eq!(w[0].parent.as_deref(), Some(w[1].id.as_str()), "{}: lineage", t.name);
-        }
-        assert_eq!(history[19].parent, None);
-        let active = p.load_policy("bin-1").await.unwrap().unwrap();
-        assert_eq!(active.version, 20);
-        assert!(p.record_execution(&active.id, 1.0).await.unwrap());
-        assert!(p.record_execution(&active.id, 0.5).await.unwrap());
-        assert!(!p.record_execution("bin-1:v99", 1.0).await.unwrap());
-        let again = p.load_policy("bin-1").await.unwrap().unwrap();
-        assert_eq!(again.executions, 2);
-        assert!((again.mean_reward() - 0.75).abs() < 1e-12);
-        p.save_policy("bin-2", "r", Default::default(), json!(null)).await.unwrap();
-        let best = p.active_by_mean_reward().await.unwrap();
-        assert_eq!(best.iter().map(|b| b.state_bin.as_str()).collect::<Vec<_>>(), ["bin-1", "bin-2"]);
-        if let Some(store) = t.reopen().await {
-            let p2 = PolicyStore::open(&*store).await.unwrap();
-            assert_eq!(p2.load_policy("bin-1").await.unwrap().unwrap().executions, 2, "{}", t.name);
-            cleanup(&t, &store).await;
-        }
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let history = p.history("bin-1").await.unwrap();
+    assert_eq!(history.len(), 20, "{}", t.name);
+    assert_eq!(history.iter().map(|h| h.version).collect::<Vec<_>>(), (1..=20).rev().collect::<Vec<_>>());
+    assert_eq!(history.iter().filter(|h| h.active).count(), 1, "{}: exactly one active", t.name);
+    assert!(history[0].active && history[0].version == 20);
+    for w in history.windows(2) {
+        assert_eq!(w[0].parent.as_deref(), Some(w[1].id.as_str()), "{}: lineage", t.name);
+    }
+    assert_eq!(history[19].parent, None);
+    let active = p.load_policy("bin-1").await.unwrap().unwrap();
+    assert_eq!(active.version, 20);
+    assert!(p.record_execution(&active.id, 1.0).await.unwrap());
+    assert!(p.record_execution(&active.id, 0.5).await.unwrap());
+    assert!(!p.record_execution("bin-1:v99", 1.0).await.unwrap());
+    let again = p.load_policy("bin-1").await.unwrap().unwrap();
+    assert_eq!(again.executions, 2);
+    assert!((again.mean_reward() - 0.75).abs() < 1e-12);
+    p.save_policy("bin-2", "r", Default::default(), json!(null)).await.unwrap();
+    let best = p.active_by_mean_reward().await.unwrap();
+    assert_eq!(best.iter().map(|b| b.state_bin.as_str()).collect::<Vec<_>>(), ["bin-1", "bin-2"]);
+    if let Some(store) = t.reopen().await {
+        let p2 = PolicyStore::open(&*store).await.unwrap();
+        assert_eq!(p2.load_policy("bin-1").await.unwrap().unwrap().executions, 2, "{}", t.name);
+        cleanup(&t, &store).await;
     }
 }
 
-#[tokio::test]
-async fn configuration_is_versioned_with_parents() {
-    for t in targets().await {
-        let c = ConfigStore::open(&*t.store).await.unwrap();
-        assert_eq!(c.load_config("router", "alpha").await.unwrap(), None);
-        c.save_config("router", "alpha", json!(0.1)).await.unwrap();
-        c.save_config("router", "alpha", json!(0.2)).await.unwrap();
-        c.save_config("router", "gamma", json!({"v": 0.9})).await.unwrap();
-        assert_eq!(c.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
-        let h = c.history("router", "alpha").await.unwrap();
-        assert_eq!(h.iter().map(|e| e.value.clone()).collect::<Vec<_>>(), [json!(0.2), json!(0.1)]);
-        assert_eq!(h[0].parent.as_deref(), Some(h[1].id.as_str()));
-        assert_eq!(c.save_config("a/b", "k", json!(1)).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-        if let Some(store) = t.reopen().await {
-            let again = ConfigStore::open(&*store).await.unwrap();
-            assert_eq!(again.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
-            assert_eq!(again.history("router", "gamma").await.unwrap().len(), 1);
-            cleanup(&t, &store).await;
-        }
+async fn configuration_is_versioned_with_parents(t: Target) {
+    let c = ConfigStore::open(&*t.store).await.unwrap();
+    assert_eq!(c.load_config("router", "alpha").await.unwrap(), None);
+    c.save_config("router", "alpha", json!(0.1)).await.unwrap();
+    c.save_config("router", "alpha", json!(0.2)).await.unwrap();
+    c.save_config("router", "gamma", json!({"v": 0.9})).await.unwrap();
+    assert_eq!(c.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
+    let h = c.history("router", "alpha").await.unwrap();
+    assert_eq!(h.iter().map(|e| e.value.clone()).collect::<Vec<_>>(), [json!(0.2), json!(0.1)]);
+    assert_eq!(h[0].parent.as_deref(), Some(h[1].id.as_str()));
+    assert_eq!(c.save_config("a/b", "k", json!(1)).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    if let Some(store) = t.reopen().await {
+        let again = ConfigStore::open(&*store).await.unwrap();
+        assert_eq!(again.load_config("router", "alpha").await.unwrap(), Some(json!(0.2)), "{}", t.name);
+        assert_eq!(again.history("router", "gamma").await.unwrap().len(), 1);
+        cleanup(&t, &store).await;
     }
 }
 
@@ -430,47 +447,44 @@ fn event(id: u128, t: u64, goal: f64) -> Event {
     }
 }
 
-#[tokio::test]
-async fn events_are_queried_newest_first_joined_with_metadata_and_archived() {
-    for t in targets().await {
-        let ev = EventStore::open(&*t.store).await.unwrap();
-        let big = u128::MAX - 7;
-        ev.write_event(&event(big, 1_000, 5.0)).await.unwrap();
-        ev.write_batch(&(1..=10).map(|i| event(i, 1_000 + i as u64 * 10, i as f64)).collect::<Vec<_>>())
-            .await
-            .unwrap();
-        let meta = ActionMetadata {
-            intent_type: "move".into(),
-            executor_id: "arm-1".into(),
-            parameters: json!({"speed": 2}),
-        };
-        ev.write_event_with_metadata(&event(99, 5_000, 0.0), &meta).await.unwrap();
-        let recent = ev.query_events(0, u64::MAX / 2, 3).await.unwrap();
-        assert_eq!(recent.iter().map(|e| e.id).collect::<Vec<_>>(), [99, 10, 9], "{}", t.name);
-        assert_eq!(recent[1].state, [0.5; 8]);
-        assert_eq!(recent[1].action[7], 1e-9);
-        let with = ev.query_events_with_metadata(0, u64::MAX / 2, 2).await.unwrap();
+async fn events_are_queried_newest_first_joined_with_metadata_and_archived(t: Target) {
+    let ev = EventStore::open(&*t.store).await.unwrap();
+    let big = u128::MAX - 7;
+    ev.write_event(&event(big, 1_000, 5.0)).await.unwrap();
+    ev.write_batch(&(1..=10).map(|i| event(i, 1_000 + i as u64 * 10, i as f64)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let meta = ActionMetadata {
+        intent_type: "move".into(),
+        executor_id: "arm-1".into(),
+        parameters: json!({"speed": 2}),
+    };
+    ev.write_event_with_metadata(&event(99, 5_000, 0.0), &meta).await.unwrap();
+    let recent = ev.query_events(0, u64::MAX / 2, 3).await.unwrap();
+    assert_eq!(recent.iter().map(|e| e.id).collect::<Vec<_>>(), [99, 10, 9], "{}", t.name);
+    assert_eq!(recent[1].state, [0.5; 8]);
+    assert_eq!(recent[1].action[7], 1e-9);
+    let with = ev.query_events_with_metadata(0, u64::MAX / 2, 2).await.unwrap();
+    assert_eq!(with[0].1.as_ref(), Some(&meta));
+    assert_eq!(with[1].1, None);
+    let high = ev.high_reward(1_000, 8.0, 10).await.unwrap();
+    assert_eq!(high.iter().map(|e| e.id).collect::<Vec<_>>(), [10, 9, 8], "total = 0.6 + goal >= 8");
+    assert!(
+        ev.query_events(0, 2_000, 100).await.unwrap().iter().any(|e| e.id == big),
+        "128-bit ids round-trip"
+    );
+    assert_eq!(ev.archive_events(1_050).await.unwrap(), 5, "{}: 1000 (x1), 1010..1040", t.name);
+    assert_eq!(ev.query_events(0, u64::MAX / 2, 100).await.unwrap().len(), 7);
+    assert_eq!(ev.archive_events(1_050).await.unwrap(), 0, "already archived");
+    let mut bad = event(7, 1, 0.0);
+    bad.state[3] = f64::NAN;
+    assert_eq!(ev.write_event(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    if let Some(store) = t.reopen().await {
+        let again = EventStore::open(&*store).await.unwrap();
+        let kept = again.query_events(0, u64::MAX / 2, 100).await.unwrap();
+        assert_eq!(kept.len(), 7, "{}: archived ones stay out after a restart", t.name);
+        let with = again.query_events_with_metadata(5_000, 5_001, 1).await.unwrap();
         assert_eq!(with[0].1.as_ref(), Some(&meta));
-        assert_eq!(with[1].1, None);
-        let high = ev.high_reward(1_000, 8.0, 10).await.unwrap();
-        assert_eq!(high.iter().map(|e| e.id).collect::<Vec<_>>(), [10, 9, 8], "total = 0.6 + goal >= 8");
-        assert!(
-            ev.query_events(0, 2_000, 100).await.unwrap().iter().any(|e| e.id == big),
-            "128-bit ids round-trip"
-        );
-        assert_eq!(ev.archive_events(1_050).await.unwrap(), 5, "{}: 1000 (x1), 1010..1040", t.name);
-        assert_eq!(ev.query_events(0, u64::MAX / 2, 100).await.unwrap().len(), 7);
-        assert_eq!(ev.archive_events(1_050).await.unwrap(), 0, "already archived");
-        let mut bad = event(7, 1, 0.0);
-        bad.state[3] = f64::NAN;
-        assert_eq!(ev.write_event(&bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-        if let Some(store) = t.reopen().await {
-            let again = EventStore::open(&*store).await.unwrap();
-            let kept = again.query_events(0, u64::MAX / 2, 100).await.unwrap();
-            assert_eq!(kept.len(), 7, "{}: archived ones stay out after a restart", t.name);
-            let with = again.query_events_with_metadata(5_000, 5_001, 1).await.unwrap();
-            assert_eq!(with[0].1.as_ref(), Some(&meta));
-            cleanup(&t, &store).await;
-        }
+        cleanup(&t, &store).await;
     }
 }

@@ -1,5 +1,6 @@
 //! The PostgreSQL views answer analysts' plain SQL: recent high-reward events with their
-//! metadata, active policies by mean reward, a configuration key's history.
+//! metadata, active policies by mean reward, a configuration key's history. Ignored when
+//! `ORBSTORE_TEST_POSTGRES_URL` was not set at build time (see `build.rs`).
 
 use orbstore::{BackendConfig, PersistenceBackend};
 use orbstore_postgres::PostgresBackend;
@@ -23,11 +24,10 @@ fn event(id: u128, t: u64, goal: f64) -> Event {
 }
 
 #[tokio::test]
+#[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
 async fn analysts_sql_runs_on_the_views() {
-    let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else {
-        assert!(std::env::var("ORBSTORE_REQUIRE_SERVERS").as_deref() != Ok("1"), "PostgreSQL is required");
-        return eprintln!("SKIPPED: ORBSTORE_TEST_POSTGRES_URL is not set");
-    };
+    let url =
+        std::env::var("ORBSTORE_TEST_POSTGRES_URL").expect("this test needs ORBSTORE_TEST_POSTGRES_URL");
     let BackendConfig::Postgres(mut cfg) = BackendConfig::from_url(&url).unwrap() else { panic!("{url}") };
     cfg.schema = format!("orbtest_{}", orbstore::generate_id().replace('-', ""));
     let pg = PostgresBackend::open(cfg.clone()).await.unwrap();
