@@ -212,6 +212,7 @@ mod tests {
             include_str!("suite/property.rs"),
             include_str!("suite/query.rs"),
             include_str!("suite/scale.rs"),
+            include_str!("suite/stream.rs"),
             include_str!("suite/transaction.rs"),
         ];
         let mut defined: Vec<&str> = sources
