@@ -90,7 +90,14 @@ impl Compression {
             Compression::Gzip => {
                 Member::Gzip(flate2::write::GzEncoder::new(inner, flate2::Compression::default()))
             }
-            Compression::Zstd => Member::Zstd(zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
+                // gzip members carry a CRC-32; without this, a damaged zstd frame could decode
+                // to other bytes silently (the manifest's hashes would still catch it in the
+                // documents, but not in padding or headers).
+                e.include_checksum(true)?;
+                Member::Zstd(e)
+            }
             Compression::None => Member::Plain(inner),
         })
     }
@@ -262,6 +269,8 @@ pub(crate) struct ArchiveReader {
     pub(crate) compression: Compression,
     pub(crate) size: u64,
     pub(crate) read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Decompressed bytes read so far: where the tar stream ended, to check its end marker.
+    pub(crate) decoded: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub(crate) tar: tar::Archive<Box<dyn Read + Send>>,
 }
 
@@ -299,7 +308,9 @@ pub(crate) fn open(path: &Path) -> Result<ArchiveReader> {
         ),
         Compression::None => Box::new(counted),
     };
-    Ok(ArchiveReader { compression, size: meta.len(), read, tar: tar::Archive::new(decoded) })
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let decoded: Box<dyn Read + Send> = Box::new(Counted { inner: decoded, read: count.clone() });
+    Ok(ArchiveReader { compression, size: meta.len(), read, decoded: count, tar: tar::Archive::new(decoded) })
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

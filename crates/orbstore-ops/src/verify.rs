@@ -237,6 +237,8 @@ pub(crate) fn read_archive(
         }
     };
     let mut last_path = String::from("the start of the archive");
+    // Where the last entry's data (with its padding) ends in the decompressed stream.
+    let mut last_end: u64 = 0;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -253,6 +255,7 @@ pub(crate) fn read_archive(
             }
         };
         last_path = entry_path.clone();
+        last_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
         if ex.manifest.is_some() {
             damaged(&mut ex, format!("{entry_path} follows {MANIFEST_PATH}, which must be the last entry"))?;
             continue;
@@ -319,8 +322,39 @@ pub(crate) fn read_archive(
             }
         }
     }
+    if ex.stopped.is_none() {
+        check_end(reader, last_end, &mut ex);
+    }
     report();
     finish(ex, strict, progress)
+}
+
+/// The tar stream must end with its end-of-archive marker (two zero blocks) and the compressed
+/// stream must end cleanly after it: a file cut right after the manifest is reported as cut,
+/// not taken as whole because its entries happen to be.
+fn check_end(reader: archive::ArchiveReader, last_end: u64, ex: &mut Examined) {
+    let decoded = reader.decoded.clone();
+    let mut rest = reader.tar.into_inner();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match rest.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if buf[..n].iter().any(|&b| b != 0) {
+                    ex.problems.push("there are data after the end-of-archive marker".to_owned());
+                    return;
+                }
+            }
+            Err(e) => {
+                ex.stopped = Some(format!("the end of the archive is damaged ({e})"));
+                return;
+            }
+        }
+    }
+    let total = decoded.load(std::sync::atomic::Ordering::Relaxed);
+    if total < last_end + 1024 {
+        ex.stopped = Some("the archive ends without its end-of-archive marker: it is truncated".to_owned());
+    }
 }
 
 fn finish(ex: Examined, strict: bool, progress: &dyn Progress) -> Result<Examined> {
