@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orbstore_core::{
-    CollectionRef, Error, Filter, IndexSpec, PersistenceBackend, Query, Result, TypedCollection,
+    CollectionRef, Error, ErrorKind, Filter, IndexSpec, PersistenceBackend, Projection, Query, Result,
+    TypedCollection,
 };
 use parking_lot::Mutex;
 use rand::Rng;
@@ -170,28 +171,100 @@ impl ExperienceStore {
             }
         }
         self.coll.insert_many(&batch).await?;
-        let evicted = {
-            let mut idx = self.index.lock();
-            let mut evicted = Vec::new();
-            for e in batch {
-                idx.owner.insert(e.id.clone(), e.user.clone());
-                let user = e.user.clone();
-                let buf = idx.users.entry(user.clone()).or_default();
-                buf.push(Arc::new(e));
-                if let Some(cap) = self.capacity_per_user {
-                    while buf.live.len() > cap {
-                        let Some(old) = buf.oldest() else { break };
-                        buf.remove(&old);
-                        evicted.push(old);
-                    }
+        let evicted = self.index_stored(batch);
+        self.delete_ids(evicted).await
+    }
+
+    /// Stores experiences under their ids as given, replacing any stored with the same id, then
+    /// evicts each user's oldest beyond the capacity; returns how many distinct experiences were
+    /// stored. Storing the same experiences again leaves the same data, so an import can be
+    /// repeated; an id given twice keeps the last. Everything is checked first: a non-finite
+    /// reward or an invalid id is `InvalidInput` and nothing is written. Ids not stored yet go
+    /// in one atomic insert, stored ones are then replaced one at a time, so a write failing
+    /// midway can leave part of the batch stored (storing it again completes it). A replaced
+    /// experience keeps its place in its user's eviction order.
+    pub async fn put_batch(&self, batch: Vec<Experience>) -> Result<usize> {
+        let mut unique: Vec<Experience> = Vec::with_capacity(batch.len());
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for e in batch {
+            if !e.reward.is_finite() {
+                return Err(Error::invalid(format!("experience {:?} has a reward of {}", e.id, e.reward)));
+            }
+            orbstore_core::validate_id(&e.id)?;
+            match at.get(&e.id) {
+                Some(&i) => unique[i] = e,
+                None => {
+                    at.insert(e.id.clone(), unique.len());
+                    unique.push(e);
                 }
             }
-            for id in &evicted {
-                idx.owner.remove(id);
+        }
+        if unique.is_empty() {
+            return Ok(0);
+        }
+        // Ask the collection, not the in-memory index, which ids exist: another handle may have
+        // stored some since this one was opened.
+        let mut stored = std::collections::HashSet::new();
+        for chunk in unique.chunks(1000) {
+            let ids = chunk.iter().map(|e| serde_json::Value::String(e.id.clone()));
+            let q = Query::new(Filter::is_in("_id", ids)).project(Projection::include(["_id"]));
+            for doc in self.raw.find(&q).await? {
+                if let Some(id) = doc.get("_id").and_then(serde_json::Value::as_str) {
+                    stored.insert(id.to_owned());
+                }
             }
-            evicted
-        };
-        self.delete_ids(evicted).await
+        }
+        let (known, new): (Vec<&Experience>, Vec<&Experience>) =
+            unique.iter().partition(|e| stored.contains(&e.id));
+        if !new.is_empty() {
+            let new: Vec<Experience> = new.into_iter().cloned().collect();
+            match self.coll.insert_many(&new).await {
+                Ok(_) => {}
+                // Another writer stored one of them meanwhile: replace them one by one instead.
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    for x in &new {
+                        self.coll.upsert(x).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for x in known {
+            self.coll.upsert(x).await?;
+        }
+        let n = unique.len();
+        let evicted = self.index_stored(unique);
+        self.delete_ids(evicted).await?;
+        Ok(n)
+    }
+
+    /// Puts stored experiences into the in-memory index (replacing any with the same id, also
+    /// of another user) and returns the ids evicted beyond the capacity, still to be deleted
+    /// from the collection.
+    fn index_stored(&self, batch: Vec<Experience>) -> Vec<String> {
+        let mut idx = self.index.lock();
+        let mut evicted = Vec::new();
+        for e in batch {
+            if let Some(previous) = idx.owner.insert(e.id.clone(), e.user.clone()) {
+                if let Some(buf) = idx.users.get_mut(&previous) {
+                    buf.remove(&e.id);
+                }
+            }
+            let user = e.user.clone();
+            let buf = idx.users.entry(user.clone()).or_default();
+            buf.push(Arc::new(e));
+            if let Some(cap) = self.capacity_per_user {
+                while buf.live.len() > cap {
+                    let Some(old) = buf.oldest() else { break };
+                    buf.remove(&old);
+                    evicted.push(old);
+                }
+            }
+        }
+        for id in &evicted {
+            idx.owner.remove(id);
+        }
+        evicted
     }
 
     async fn delete_ids(&self, ids: Vec<String>) -> Result<()> {

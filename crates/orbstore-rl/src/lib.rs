@@ -2,7 +2,11 @@
 //! store works on every backend: a Q-table served from memory and saved by a
 //! [`SavePolicy`], an experience-replay buffer with uniform and prioritized sampling, user
 //! profiles with decaying exploration, versioned policies and configuration with lineage,
-//! experience events with action metadata and archiving, learning metrics, and a score cache.
+//! experience events with action metadata and archiving, learning metrics, and a score cache;
+//! Orb's Luna preferences per mode ([`LunaPreferenceStore`]) and Te reflections per session
+//! ([`TeReflectionStore`]).
+//!
+//! [`import`] brings in the JSON files that EmotiStream and Orb wrote.
 //!
 //! With the `postgres` feature, [`create_postgres_views`] presents the stores to SQL.
 
@@ -11,6 +15,8 @@
 mod config_store;
 mod events;
 mod experience;
+pub mod import;
+mod luna;
 mod metrics;
 mod policy;
 mod profile;
@@ -18,6 +24,7 @@ mod qtable;
 mod saver;
 mod score_cache;
 mod sumtree;
+mod te;
 mod versioned;
 #[cfg(feature = "postgres")]
 mod views;
@@ -25,6 +32,7 @@ mod views;
 pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
 pub use events::{ActionMetadata, Event, EventStore, Rewards, EVENT_COLLECTION, METADATA_COLLECTION};
 pub use experience::{Experience, ExperienceStats, ExperienceStore, EXPERIENCE_COLLECTION};
+pub use luna::{LunaPreferenceStore, LunaProfile, LUNA_PROFILE_COLLECTION, LUNA_USER_COLLECTION};
 pub use metrics::{LearningMetrics, Metric, METRICS_COLLECTION};
 pub use policy::{Policy, PolicyStore, POLICY_COLLECTION};
 pub use profile::{
@@ -35,5 +43,6 @@ pub use qtable::{QEntry, QStats, QTable, Q_COLLECTION};
 pub use saver::{flush_all, flush_on_signal, AutoSaver, SaveChanges, SavePolicy, SaveStatus};
 pub use score_cache::{CacheMetrics, ScoreCache, DRIFT, HISTORY};
 pub use sumtree::SumTree;
+pub use te::{Reflection, TeReflectionStore, TE_REFLECTION_COLLECTION, TE_SESSION_COLLECTION};
 #[cfg(feature = "postgres")]
 pub use views::create_postgres_views;

@@ -94,6 +94,20 @@ impl UserProfileStore {
         }
     }
 
+    /// Stores a profile as given (counts, version and times kept), replacing the user's: for
+    /// imports and restores, so storing it again leaves the same data. An exploration rate
+    /// outside 0..=1 is `InvalidInput` and nothing changes.
+    pub async fn put(&self, profile: &UserProfile) -> Result<()> {
+        if !(0.0..=1.0).contains(&profile.exploration_rate) {
+            return Err(Error::invalid(format!(
+                "exploration rate of {:?} must be within 0..=1, got {}",
+                profile.user, profile.exploration_rate
+            )));
+        }
+        self.coll.upsert(profile).await?;
+        Ok(())
+    }
+
     async fn change(&self, user: &str, f: impl FnOnce(&mut UserProfile)) -> Result<UserProfile> {
         let mut p = self.get_or_create(user).await?;
         f(&mut p);

@@ -174,6 +174,38 @@ impl QTable {
         Ok(())
     }
 
+    /// Stores entries as given (value, visits and update time kept, not counted as new updates),
+    /// replacing those of the same (state, action), and saves them before returning; returns how
+    /// many distinct (state, action) pairs were stored. Storing the same entries again leaves the
+    /// same data, so an import can be repeated. A non-finite value or a (state, action) pair
+    /// longer than an id may be is `InvalidInput` and nothing changes. When the save fails the
+    /// entries stay in memory, unsaved, and the policy retries them as after any change.
+    pub async fn put_entries(&self, entries: Vec<QEntry>) -> Result<usize> {
+        for e in &entries {
+            if !e.value.is_finite() {
+                return Err(Error::invalid(format!(
+                    "Q-value for ({:?}, {:?}) must be finite, got {}",
+                    e.state, e.action, e.value
+                )));
+            }
+            orbstore_core::validate_id(&key(&e.state, &e.action))?;
+        }
+        let stored = {
+            let mut t = self.inner.table.lock();
+            let mut keys = HashSet::new();
+            for e in entries {
+                let k = (e.state.clone(), e.action.clone());
+                t.dirty.insert(k.clone());
+                t.entries.insert(k.clone(), e);
+                keys.insert(k);
+            }
+            keys.len()
+        };
+        self.saver.mark_unsaved(stored);
+        self.saver.flush().await?;
+        Ok(stored)
+    }
+
     /// Sets Q(state, action).
     pub async fn set(&self, state: &str, action: &str, value: f64) -> Result<()> {
         self.put(state, action, value)?;

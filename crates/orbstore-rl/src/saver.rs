@@ -110,6 +110,12 @@ impl AutoSaver {
         }
     }
 
+    /// Records `n` updates without triggering a save: for a caller that saves at once with
+    /// [`AutoSaver::flush`] and wants a failed save retried by the policy like any change.
+    pub(crate) fn mark_unsaved(&self, n: usize) {
+        self.inner.status.lock().unsaved += n;
+    }
+
     /// Saves now.
     pub async fn flush(&self) -> Result<()> {
         save(&self.inner).await
