@@ -25,6 +25,10 @@ macro_rules! say {
     }};
 }
 
+mod bars;
+mod import;
+mod migrate;
+
 /// The agent's user id in the stores.
 const AGENT: &str = "grid-agent";
 
@@ -46,6 +50,12 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Import the JSON files EmotiStream or Orb wrote (checked before writing; again changes
+    /// nothing).
+    Import(import::ImportArgs),
+    /// Copy collections between any two stores (resumable, verified); the environment's store
+    /// is not used.
+    Migrate(migrate::MigrateArgs),
     /// Collections, counts, sizes, the backend and its health.
     Stats {
         /// Print JSON instead of a table.
@@ -57,6 +67,20 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that name their stores themselves run before the environment's store is opened.
+    let command = match cli.command {
+        Command::Migrate(args) => {
+            return match migrate::run(args).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("orb migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => other,
+    };
     let store = match orbstore::from_env().await {
         Ok(s) => s,
         Err(e) => {
@@ -64,9 +88,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
+    let result = match command {
         Command::Demo { episodes, seed } => demo(&store, episodes, seed).await,
         Command::Stats { json } => stats(&store, json).await,
+        Command::Import(args) => import::run(&store, args).await,
+        Command::Migrate(_) => unreachable!("handled before the store is opened"),
     };
     let closed = store.close().await;
     match result.and(closed) {
