@@ -1,4 +1,5 @@
-//! `orb`: a resumable tabular Q-learning demo over orbstore, and store statistics.
+//! `orb`: a resumable tabular Q-learning demo over orbstore, store statistics, and the data
+//! operations of `orbstore-ops` (backup, restore, inspect, export), one module per command.
 //!
 //! The backend comes from the environment (`DATABASE_URL`, `DB_BACKEND`, `ORB_PERSISTENCE`; by
 //! default the file backend in `./data`), as for every orbstore program.
@@ -29,6 +30,12 @@ mod bars;
 mod import;
 mod migrate;
 
+mod backup;
+mod export;
+mod inspect;
+mod output;
+mod restore;
+
 /// The agent's user id in the stores.
 const AGENT: &str = "grid-agent";
 
@@ -56,6 +63,15 @@ enum Command {
     /// Copy collections between any two stores (resumable, verified); the environment's store
     /// is not used.
     Migrate(migrate::MigrateArgs),
+    /// Back up every collection into one archive (BACKUP_DIR, BACKUP_RETENTION_DAYS,
+    /// BACKUP_COMPRESSION).
+    Backup(backup::BackupArgs),
+    /// Restore an archive into the store, verified before and after writing.
+    Restore(restore::RestoreArgs),
+    /// Show what an archive holds and whether every checksum verifies (no store needed).
+    Inspect(inspect::InspectArgs),
+    /// Export documents as JSON lines or JSON, to a file or stdout.
+    Export(export::ExportArgs),
     /// Collections, counts, sizes, the backend and its health.
     Stats {
         /// Print JSON instead of a table.
@@ -79,11 +95,22 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Inspect(args) => return inspect::run(args).await,
         other => other,
     };
     let store = match orbstore::from_env().await {
         Ok(s) => s,
         Err(e) => {
+            let as_json = match &command {
+                Command::Backup(a) => a.json,
+                Command::Restore(a) => a.json,
+                Command::Export(a) => a.json,
+                _ => false,
+            };
+            if as_json {
+                let e = orbstore::Error::new(e.kind(), format!("cannot open the store: {}", e.message()));
+                return output::failure(true, output::Channel::Stdout, "", &e, Default::default(), &[]);
+            }
             eprintln!("orb: cannot open the store: {e}");
             return ExitCode::FAILURE;
         }
@@ -92,13 +119,28 @@ async fn main() -> ExitCode {
         Command::Demo { episodes, seed } => demo(&store, episodes, seed).await,
         Command::Stats { json } => stats(&store, json).await,
         Command::Import(args) => import::run(&store, args).await,
-        Command::Migrate(_) => unreachable!("handled before the store is opened"),
+        Command::Backup(args) => return closing(&store, backup::run(&store, args).await).await,
+        Command::Restore(args) => return closing(&store, restore::run(&store, args).await).await,
+        Command::Export(args) => return closing(&store, export::run(&store, args).await).await,
+        Command::Migrate(_) | Command::Inspect(_) => unreachable!("handled before the store is opened"),
     };
     let closed = store.close().await;
     match result.and(closed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("orb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Closes the store after a command that printed its own report; a failure to close (which
+/// flushes) turns success into failure.
+async fn closing(store: &Store, code: ExitCode) -> ExitCode {
+    match store.close().await {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("orb: closing the store: {e}");
             ExitCode::FAILURE
         }
     }
