@@ -136,6 +136,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     luna_profiles_are_kept_per_user_and_mode_with_an_active_mode,
     te_reflections_are_listed_newest_first_per_session_with_their_user,
+    experiences_put_by_id_replace_what_is_stored_under_it,
     emotistream_files_in_either_map_serialization_import_the_same_data_and_again_change_nothing,
     orb_files_import_into_luna_and_te_and_again_change_nothing,
     a_missing_file_is_skipped_and_the_others_are_imported,
@@ -227,6 +228,40 @@ async fn te_reflections_are_listed_newest_first_per_session_with_their_user(t: T
         let again = TeReflectionStore::open(&*store).await.unwrap();
         assert_eq!(ids(again.by_session("s1").await.unwrap()), ["r2", "r3", "r1"], "{}", t.name);
         assert_eq!(again.sessions_of("ada").await.unwrap(), ["s1", "s2"]);
+        cleanup(&t, &store).await;
+    }
+}
+
+fn experience(id: &str, user: &str, reward: f64) -> Experience {
+    let mut e = Experience::new(user, "calm", "c1", reward, "calm");
+    e.id = id.into();
+    e
+}
+
+async fn experiences_put_by_id_replace_what_is_stored_under_it(t: Target) {
+    let xs = ExperienceStore::open(&*t.store, None).await.unwrap();
+    // Opened before anything is stored: it must still replace what the other handle stores.
+    let other = ExperienceStore::open(&*t.store, None).await.unwrap();
+    assert_eq!(
+        xs.put_batch(vec![experience("x1", "u1", 1.0), experience("x2", "u1", 1.0)]).await.unwrap(),
+        2
+    );
+    let moved = experience("x1", "u2", 5.0);
+    let batch = vec![moved.clone(), experience("x2", "u1", 2.0), experience("x2", "u1", 3.0)];
+    assert_eq!(other.put_batch(batch).await.unwrap(), 2, "{}: x2 twice, the last wins", t.name);
+    assert_eq!(other.by_user("u2"), [moved], "{}: x1 moved to u2", t.name);
+    assert_eq!(other.by_user("u1").iter().map(|e| e.reward).collect::<Vec<_>>(), [3.0]);
+    assert_eq!(xs.put_batch(vec![experience("x1", "u2", 5.0)]).await.unwrap(), 1);
+    assert_eq!(xs.by_user("u1").len(), 1, "{}: the index follows the replaced experience", t.name);
+    let bad = vec![experience("x3", "u1", 1.0), experience("x4", "u1", f64::NAN)];
+    assert_eq!(xs.put_batch(bad).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert!(xs.get("x3").is_none(), "nothing of a refused batch is written");
+    assert_eq!(xs.put_batch(Vec::new()).await.unwrap(), 0);
+    if let Some(store) = t.reopen().await {
+        let again = ExperienceStore::open(&*store, None).await.unwrap();
+        assert_eq!(again.len(), 2, "{}", t.name);
+        assert_eq!(again.get("x1").unwrap().user, "u2");
+        assert_eq!(again.get("x2").unwrap().reward, 3.0);
         cleanup(&t, &store).await;
     }
 }
