@@ -2,5 +2,11 @@
 #![deny(missing_docs)]
 
 pub mod around;
+pub mod breaker;
+pub mod metrics;
+pub mod retry;
 
 pub use around::{Around, AroundBackend, Op};
+pub use breaker::{BreakerConfig, BreakerLayer, BreakerState, Circuit};
+pub use metrics::MetricsLayer;
+pub use retry::{retry_transaction, RetryConfig, RetryLayer};
