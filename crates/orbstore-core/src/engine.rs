@@ -518,8 +518,7 @@ impl Frozen {
             query.finish(&mut out);
             return crate::stream::computed_stream(out);
         }
-        let (docs, filter) = (self.docs.clone(), query.filter.clone());
-        crate::stream::keyset_stream(query, move |after| {
+        crate::stream::keyset_stream(self.docs.clone(), query, |docs, filter, after| {
             let page = page_of(&docs, &filter, after.as_deref(), crate::stream::PAGE_ROWS);
             async move { Ok(page) }
         })

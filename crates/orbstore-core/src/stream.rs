@@ -8,6 +8,7 @@ use futures::stream::{self, StreamExt};
 use crate::backend::DocumentStream;
 use crate::document::Document;
 use crate::error::Result;
+use crate::filter::Filter;
 use crate::id::Id;
 use crate::query::{Direction, Query};
 
@@ -37,15 +38,19 @@ impl Query {
     }
 }
 
-/// Streams a query in `_id` order, page by page: `fetch(after)` reads at most [`PAGE_ROWS`]
-/// stored documents with `_id` greater than `after` (all from the start when `None`) and keeps
-/// those matching the filter. Offset, limit and projection are applied here; no page is read
-/// once the limit is reached. Only for queries where [`Query::in_id_order`] holds.
-pub fn keyset_stream<F, Fut>(query: &Query, fetch: F) -> DocumentStream
+/// Streams a query in `_id` order, page by page: `fetch(handle, filter, after)` reads at most
+/// [`PAGE_ROWS`] stored documents with `_id` greater than `after` (all from the start when
+/// `None`) and keeps those matching the filter; `handle` (a collection handle, a frozen map) is
+/// cloned for each page. Offset, limit and projection are applied here; no page is read once the
+/// limit is reached. Only for queries where [`Query::in_id_order`] holds.
+pub fn keyset_stream<H, F, Fut>(handle: H, query: &Query, fetch: F) -> DocumentStream
 where
-    F: FnMut(Option<Id>) -> Fut + Send + 'static,
+    H: Clone + Send + Sync + 'static,
+    F: Fn(H, Filter, Option<Id>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Page>> + Send + 'static,
 {
+    let filter = query.filter.clone();
+    let fetch = move |after: Option<Id>| fetch(handle.clone(), filter.clone(), after);
     struct State<F> {
         fetch: F,
         after: Option<Id>,

@@ -519,10 +519,8 @@ impl Collection for MongoCollection {
         }
         // Page by page (a cursor held across the caller's reads would hold a transaction's
         // session for as long; a page is one short find).
-        let (handle, filter) = (self.clone(), query.filter.clone());
-        Ok(keyset_stream(query, move |after| {
-            let (handle, filter) = (handle.clone(), filter.clone());
-            async move { handle.page(&filter, after.as_deref(), PAGE_ROWS).await }
+        Ok(keyset_stream(self.clone(), query, |handle, filter, after| async move {
+            handle.page(&filter, after.as_deref(), PAGE_ROWS).await
         }))
     }
 

@@ -107,13 +107,9 @@ impl Collection for PgCollection {
         }
         // Page by page, each page a statement of its own (inside the transaction, for a
         // transaction's handle).
-        let (handle, filter) = (self.clone(), query.filter.clone());
-        Ok(keyset_stream(query, move |after| {
-            let (handle, filter) = (handle.clone(), filter.clone());
-            async move {
-                let after = after.as_deref();
-                run!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
-            }
+        Ok(keyset_stream(self.clone(), query, |handle, filter, after| async move {
+            let after = after.as_deref();
+            run!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
         }))
     }
 

@@ -113,12 +113,8 @@ impl Collection for SqliteCollection {
             return Ok(computed_stream(self.find(query).await?));
         }
         // Page by page, each page a statement of its own on whichever connection is free.
-        let (handle, filter) = (self.clone(), query.filter.clone());
-        Ok(keyset_stream(query, move |after| {
-            let (handle, filter) = (handle.clone(), filter.clone());
-            async move {
-                handle.read(move |c, n, m| ops::page(c, n, m, &filter, after.as_deref(), PAGE_ROWS)).await
-            }
+        Ok(keyset_stream(self.clone(), query, |handle, filter, after| async move {
+            handle.read(move |c, n, m| ops::page(c, n, m, &filter, after.as_deref(), PAGE_ROWS)).await
         }))
     }
 

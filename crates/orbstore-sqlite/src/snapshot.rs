@@ -84,15 +84,11 @@ impl Snapshot for SqliteSnapshot {
                 Self::run(&conn, move |c| ops::find(c, &name, catalog.collections.get(&name), &q)).await?;
             return Ok(computed_stream(docs));
         }
-        let filter = query.filter.clone();
-        Ok(keyset_stream(query, move |after| {
-            let (name, catalog, conn, filter) = (name.clone(), catalog.clone(), conn.clone(), filter.clone());
-            async move {
-                Self::run(&conn, move |c| {
-                    ops::page(c, &name, catalog.collections.get(&name), &filter, after.as_deref(), PAGE_ROWS)
-                })
-                .await
-            }
+        Ok(keyset_stream((name, catalog, conn), query, |(name, catalog, conn), filter, after| async move {
+            Self::run(&conn, move |c| {
+                ops::page(c, &name, catalog.collections.get(&name), &filter, after.as_deref(), PAGE_ROWS)
+            })
+            .await
         }))
     }
 }
