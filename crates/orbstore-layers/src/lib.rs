@@ -3,10 +3,12 @@
 
 pub mod around;
 pub mod breaker;
+pub mod cache;
 pub mod metrics;
 pub mod retry;
 
 pub use around::{Around, AroundBackend, Op};
 pub use breaker::{BreakerConfig, BreakerLayer, BreakerState, Circuit};
+pub use cache::{CacheConfig, CacheLayer, CacheStats};
 pub use metrics::MetricsLayer;
 pub use retry::{retry_transaction, RetryConfig, RetryLayer};
