@@ -4,11 +4,13 @@
 pub mod around;
 pub mod breaker;
 pub mod cache;
+pub mod journal;
 pub mod metrics;
 pub mod retry;
 
 pub use around::{Around, AroundBackend, Op};
 pub use breaker::{BreakerConfig, BreakerLayer, BreakerState, Circuit};
 pub use cache::{CacheConfig, CacheLayer, CacheStats};
+pub use journal::{DeadLetter, JournalConfig, JournalLayer, SyncStatus};
 pub use metrics::MetricsLayer;
 pub use retry::{retry_transaction, RetryConfig, RetryLayer};
