@@ -7,6 +7,7 @@ pub mod cache;
 pub mod journal;
 pub mod metrics;
 pub mod retry;
+pub mod write_behind;
 
 pub use around::{Around, AroundBackend, Op};
 pub use breaker::{BreakerConfig, BreakerLayer, BreakerState, Circuit};
@@ -14,3 +15,4 @@ pub use cache::{CacheConfig, CacheLayer, CacheStats};
 pub use journal::{DeadLetter, JournalConfig, JournalLayer, SyncStatus};
 pub use metrics::MetricsLayer;
 pub use retry::{retry_transaction, RetryConfig, RetryLayer};
+pub use write_behind::{Overflow, WriteBehindConfig, WriteBehindLayer, WriteBehindStatus};

@@ -1,0 +1,54 @@
+//! The whole conformance suite through write-behind over the memory backend: with the default
+//! settings (most writes stay queued for the whole case, so reads are answered from the view),
+//! with a tiny queue flushed every few writes and milliseconds (reads race with flushes), and
+//! with `Overflow::Fail` over a queue that never fills. Unique indexes are not enforced at
+//! acknowledgement (the layer says so in its capabilities), so the suite skips those cases;
+//! `write_behind_behaviour.rs` tests what happens to such writes at flush time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbstore_layers::{Overflow, WriteBehindConfig, WriteBehindLayer};
+use orbstore_testkit::{Fixture, FnFactory, Skip};
+
+fn fixture_with(config: WriteBehindConfig) -> Fixture {
+    let inner = Arc::new(orbstore_memory::MemoryBackend::new());
+    Fixture::new(Arc::new(WriteBehindLayer::new(inner, config)))
+}
+
+async fn fixture() -> Result<Fixture, Skip> {
+    Ok(fixture_with(WriteBehindConfig::default()))
+}
+
+orbstore_testkit::conformance_suite!(FnFactory(fixture));
+
+mod tiny {
+    use super::*;
+
+    async fn fixture() -> Result<Fixture, Skip> {
+        Ok(fixture_with(WriteBehindConfig {
+            max_pending: 4,
+            max_bytes: 4 << 20,
+            max_age: Duration::from_millis(3),
+            debounce: Duration::from_millis(1),
+            overflow: Overflow::Wait,
+        }))
+    }
+
+    orbstore_testkit::conformance_suite!(FnFactory(fixture));
+}
+
+mod fail_when_full {
+    use super::*;
+
+    async fn fixture() -> Result<Fixture, Skip> {
+        Ok(fixture_with(WriteBehindConfig {
+            max_pending: 100_000,
+            max_bytes: 1 << 30,
+            overflow: Overflow::Fail,
+            ..WriteBehindConfig::default()
+        }))
+    }
+
+    orbstore_testkit::conformance_suite!(FnFactory(fixture));
+}
