@@ -9,8 +9,9 @@
 //!   `max_bytes / 2` bytes), when its oldest write is `max_age` old, after `debounce` without
 //!   writes, on `flush()`, and at shutdown: `close()` (waits), drop (starts a last flush in the
 //!   background; it needs the tokio runtime to keep running), SIGINT/SIGTERM with
-//!   [`flush_on_signal`] or [`flush_all`]. Over a backend with transactions, a flush is one
-//!   transaction per 1,000 documents (atomic, one commit).
+//!   [`flush_on_signal`] or [`shutdown_all`] ([`flush_all`] flushes without closing). Over a
+//!   backend with transactions, a flush is one transaction per 1,000 documents (atomic, one
+//!   commit).
 //! - **The bound**: at most `max_pending` documents and `max_bytes` bytes are unflushed (queued or
 //!   being written) at any time; a write that would pass it waits for room, or fails with
 //!   `Unavailable` ([`Overflow`]). Never a silent drop. A single write larger than the whole queue
@@ -182,7 +183,7 @@ pub struct WriteBehindStatus {
     pub rejected_total: u64,
 }
 
-/// Every layer alive, for [`flush_all`].
+/// Every layer alive, for [`flush_all`] and [`shutdown_all`].
 static LIVE: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
 
 /// A backend whose writes are acknowledged in memory and persisted in batches (see the module
@@ -238,7 +239,24 @@ impl Drop for WriteBehindLayer {
 /// Flushes every write-behind layer alive (queue and inner backend); the first error is returned
 /// after trying all. For shutdown paths that know no layer by name.
 pub async fn flush_all() -> Result<()> {
+    flush_live(false).await
+}
+
+/// Closes every write-behind layer alive to new writes (they fail with `InvalidInput` from then
+/// on), then flushes each: when it returns, every write acknowledged before the call is in its
+/// inner backend, as durable as that backend's `flush()` makes it. The first error is returned
+/// after trying all.
+pub async fn shutdown_all() -> Result<()> {
+    flush_live(true).await
+}
+
+async fn flush_live(close: bool) -> Result<()> {
     let live: Vec<Arc<Shared>> = LIVE.lock().iter().filter_map(Weak::upgrade).collect();
+    if close {
+        for shared in &live {
+            shared.close();
+        }
+    }
     let mut first = Ok(());
     for shared in live {
         let r = match shared.flush_pending(None).await {
@@ -254,8 +272,9 @@ pub async fn flush_all() -> Result<()> {
     first
 }
 
-/// Spawns a task that waits for SIGINT or SIGTERM (Ctrl-C elsewhere), runs [`flush_all`], then
-/// calls `then` (exit the process, say). The same shape as `orbstore_rl::flush_on_signal`.
+/// Spawns a task that waits for SIGINT or SIGTERM (Ctrl-C elsewhere), runs [`shutdown_all`]
+/// (so no write is acknowledged after the signal that would then be lost), then calls `then`
+/// (exit the process, say). The same shape as `orbstore_rl::flush_on_signal`.
 pub fn flush_on_signal(then: impl FnOnce() + Send + 'static) {
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -277,7 +296,7 @@ pub fn flush_on_signal(then: impl FnOnce() + Send + 'static) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        if let Err(e) = flush_all().await {
+        if let Err(e) = shutdown_all().await {
             tracing::error!(error = %e, "write-behind: flushing at shutdown failed");
         }
         then();
