@@ -3,7 +3,7 @@
 //!
 //! Writing streams. A tar header states its entry's size, which is known only once a
 //! collection has been read, so each `documents.jsonl` is *spooled* first, already compressed,
-//! to a temporary file beside the archive ([`Spool`]), then appended: its header and padding
+//! to a temporary file beside the archive (`Spool`), then appended: its header and padding
 //! are compressed as members (gzip) or frames (zstd) of their own around the spooled bytes,
 //! which are copied verbatim. Concatenated gzip members and zstd frames decode as the
 //! concatenation of their contents, so the result is one ordinary compressed tar that `tar xzf`
