@@ -57,14 +57,21 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_object(map: &orbstore_core::serde_json::Map<String, Value>, out: &mut Vec<u8>) {
-    // serde_json's map is sorted unless its `preserve_order` feature is on somewhere in the
-    // build; sorting here keeps the form independent of that.
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    }
     out.push(b'{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
+    // serde_json's map is sorted unless its `preserve_order` feature is on somewhere in the
+    // build: then (and only then) the keys are sorted here, so the form never depends on it.
+    if map.keys().is_sorted() {
+        write_members(map.iter(), out);
+    } else {
+        let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        write_members(entries.into_iter(), out);
+    }
+    out.push(b'}');
+}
+
+fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (key, value)) in members.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -72,7 +79,6 @@ fn write_object(map: &orbstore_core::serde_json::Map<String, Value>, out: &mut V
         out.push(b':');
         write_value(value, out);
     }
-    out.push(b'}');
 }
 
 fn write_number(n: &Number, out: &mut Vec<u8>) {
