@@ -14,12 +14,25 @@ pub const BACKEND_FEATURES: &[&str] = &["memory", "file", "sqlite", "postgres", 
 const BUILT: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
-/// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`).
+/// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`), with the layers
+/// the environment asks for stacked over it (`orbstore_layers::StackConfig`: retry with
+/// `DB_MAX_RETRIES`, default 3, and a circuit breaker always; write-behind with
+/// `PERSISTENCE_AUTO_SAVE`; a read cache with `PERSISTENCE_CACHE_SIZE`; metrics).
 ///
 /// A bad value is `InvalidInput` naming the variable, the value and the valid choices; a
-/// backend that is not compiled in, or not built yet, is `Unsupported` saying which.
+/// backend that is not compiled in, or not built yet, is `Unsupported` saying which. Every
+/// setting is checked before anything is opened.
 pub async fn from_env() -> Result<Store> {
-    open(Config::from_env()?).await
+    let lookup = |k: &str| std::env::var(k).ok();
+    let config = Config::from_lookup(lookup)?;
+    let layers = orbstore_layers::StackConfig::from_lookup(lookup)?;
+    if lookup("PERSISTENCE_OFFLINE_MODE").is_some_and(|v| matches!(v.trim(), "true" | "1")) {
+        return Err(Error::unsupported(
+            "PERSISTENCE_OFFLINE_MODE=true: the journal layer (orbstore_layers::JournalLayer) is not applied by \
+             from_env() yet; build it in code over a local store",
+        ));
+    }
+    Ok(layers.apply(open(config).await?))
 }
 
 /// Opens the backend a configuration names.

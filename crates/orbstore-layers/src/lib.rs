@@ -7,6 +7,7 @@ pub mod cache;
 pub mod journal;
 pub mod metrics;
 pub mod retry;
+pub mod stack;
 pub mod write_behind;
 
 pub use around::{Around, AroundBackend, Op};
@@ -15,4 +16,5 @@ pub use cache::{CacheConfig, CacheLayer, CacheStats};
 pub use journal::{DeadLetter, JournalConfig, JournalLayer, SyncStatus};
 pub use metrics::MetricsLayer;
 pub use retry::{retry_transaction, RetryConfig, RetryLayer};
+pub use stack::StackConfig;
 pub use write_behind::{Overflow, WriteBehindConfig, WriteBehindLayer, WriteBehindStatus};
