@@ -43,9 +43,10 @@ fn metrics(inner: Store) -> Store {
     Arc::new(AroundBackend::new(inner, MetricsLayer::new("memory")))
 }
 
-/// The recommended order: metrics outside, then retry, the breaker next to the backend.
+/// The factory's order (`StackConfig::apply`): metrics outside, the breaker, retry next to the
+/// backend.
 fn stack(inner: Store) -> Store {
-    metrics(retry(breaker(inner)))
+    metrics(breaker(retry(inner)))
 }
 
 fn stores() -> Vec<(&'static str, Store)> {
