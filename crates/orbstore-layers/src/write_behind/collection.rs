@@ -2,7 +2,8 @@
 //! the queued states laid over them.
 //!
 //! Reads:
-//! - `find_by_id`: the queued state when there is one (no I/O), else the inner backend's.
+//! - `find_by_id`, and any query whose filter pins one `_id` (what `update_by_id` and
+//!   `delete_by_id` send): the queued state when there is one (no I/O), else the inner backend's.
 //! - `find`: the inner backend's answer to the same filter and sort, with the offset dropped and
 //!   the limit widened by `offset + q` (q = the collection's queued documents): at most q of those
 //!   documents are replaced or removed by queued states, so the first `offset + limit` of the view
@@ -73,6 +74,21 @@ impl WbCollection {
 
     /// The view's answer to a query (see the module doc).
     async fn view_find(&self, query: &Query) -> Result<Vec<Document>> {
+        if let Some(id) = query.filter.pinned_id() {
+            // One document at most (`update_by_id`, `delete_by_id`): no copy of the queue.
+            return match self.shared.lookup(self.inner.name(), id) {
+                None => self.inner.find(query).await,
+                Some(state) => {
+                    let mut docs: Vec<Document> = state
+                        .filter(|d| query.filter.matches(d))
+                        .map(Arc::unwrap_or_clone)
+                        .into_iter()
+                        .collect();
+                    query.finish(&mut docs);
+                    Ok(docs)
+                }
+            };
+        }
         let overlay = self.shared.overlay(self.inner.name());
         if overlay.is_empty() {
             return self.inner.find(query).await;
@@ -190,7 +206,18 @@ impl Collection for WbCollection {
         self.inner.name()
     }
 
-    async fn insert_one(&self, doc: Document) -> Result<Id> {
+    async fn insert_one(&self, mut doc: Document) -> Result<Id> {
+        if !doc.contains_key(ID_FIELD) {
+            // The hot path of write-behind: a generated id, queued with no check and no lock.
+            self.open()?;
+            let id = prepare_document(&mut doc)?;
+            let change = vec![Change::put(id.clone(), doc)];
+            if self.shared.fits(&change) {
+                self.shared.enqueue(self.inner.name(), change).await?;
+                return Ok(id);
+            }
+            doc = change.into_iter().find_map(|c| c.doc).map(Arc::unwrap_or_clone).unwrap_or_default();
+        }
         let mut ids = self.insert_many(vec![doc]).await?;
         Ok(ids.pop().unwrap_or_default())
     }

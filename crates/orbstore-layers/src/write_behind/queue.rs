@@ -107,19 +107,19 @@ pub(crate) enum Refused {
 }
 
 impl State {
-    /// Queues the changes all together, or none when they do not fit.
+    /// Queues the changes all together, or none when they do not fit (then they are handed back).
     fn try_enqueue(
         &mut self,
         config: &WriteBehindConfig,
         coll: &str,
-        changes: &[Change],
-    ) -> Result<(), Refused> {
+        changes: Vec<Change>,
+    ) -> Result<(), (Refused, Vec<Change>)> {
         if self.closed {
-            return Err(Refused::Closed);
+            return Err((Refused::Closed, changes));
         }
         let docs = self.pending.get(coll);
         let (mut add_entries, mut add_bytes, mut freed) = (0usize, 0usize, 0usize);
-        for c in changes {
+        for c in &changes {
             match docs.and_then(|d| d.get(&c.id)) {
                 Some(old) => freed += old.bytes,
                 None => add_entries += 1,
@@ -131,15 +131,24 @@ impl State {
         if self.entries > 0
             && (self.entries + add_entries > config.max_pending || bytes_after > config.max_bytes)
         {
-            return Err(Refused::Full);
+            return Err((Refused::Full, changes));
         }
         let now = Instant::now();
-        let docs = self.pending.entry(coll.to_owned()).or_default();
+        if !self.pending.contains_key(coll) {
+            self.pending.insert(coll.to_owned(), Docs::new());
+        }
+        let docs = self.pending.get_mut(coll).expect("just inserted");
         for c in changes {
-            let slot = Slot { doc: c.doc.clone(), bytes: c.bytes, since: now };
-            if let Some(old) = docs.insert(c.id.clone(), slot) {
-                // Coalesced: the document's oldest unflushed write is still the old one's.
-                docs.get_mut(&c.id).expect("just inserted").since = old.since;
+            let slot = Slot { doc: c.doc, bytes: c.bytes, since: now };
+            match docs.entry(c.id) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(slot);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    // Coalesced: the document's oldest unflushed write is still the old one's.
+                    let since = o.get().since;
+                    o.insert(Slot { since, ..slot });
+                }
             }
         }
         self.entries += add_entries;
@@ -316,53 +325,58 @@ impl Shared {
 
     /// Queues the changes of one write, all together: the write is acknowledged when this
     /// returns. A full queue waits for room or fails, as configured.
-    pub async fn enqueue(&self, coll: &str, changes: Vec<Change>) -> Result<()> {
+    pub async fn enqueue(&self, coll: &str, mut changes: Vec<Change>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
         loop {
+            changes = match self.try_enqueue(coll, changes) {
+                Ok(()) => return Ok(()),
+                Err((Refused::Closed, _)) => return Err(closed_error()),
+                Err((Refused::Full, _)) if self.config.overflow == Overflow::Fail => {
+                    return Err(self.full_error())
+                }
+                Err((Refused::Full, changes)) => changes,
+            };
+            // Registered before trying again, so that a flush ending in between is not missed
+            // (and only after a refusal: the common case takes no lock of the `Notify`).
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let refused = {
-                let mut st = self.state.lock();
-                let was_idle = st.pending_entries == 0;
-                match st.try_enqueue(&self.config, coll, &changes) {
-                    Ok(()) => {
-                        let half = st.pending_entries * 2 >= self.config.max_pending
-                            || st.pending_bytes * 2 >= self.config.max_bytes;
-                        drop(st);
-                        if was_idle || half {
-                            self.wake.notify_one();
-                        }
-                        return Ok(());
-                    }
-                    Err(r) => r,
-                }
+            changes = match self.try_enqueue(coll, changes) {
+                Ok(()) => return Ok(()),
+                Err((Refused::Closed, _)) => return Err(closed_error()),
+                Err((Refused::Full, changes)) => changes,
             };
-            match (refused, self.config.overflow) {
-                (Refused::Closed, _) => return Err(closed_error()),
-                (Refused::Full, Overflow::Fail) => {
-                    let st = self.state.lock();
-                    return Err(Error::unavailable(format!(
-                        "the write-behind queue is full ({} documents, {} bytes; at most {} and {}): \
-                         the inner backend is not keeping up{}",
-                        st.entries,
-                        st.bytes,
-                        self.config.max_pending,
-                        self.config.max_bytes,
-                        st.last_error
-                            .as_ref()
-                            .map(|e| format!(" (last flush error: {e})"))
-                            .unwrap_or_default()
-                    )));
-                }
-                (Refused::Full, Overflow::Wait) => {
-                    self.wake.notify_one();
-                    room.await;
-                }
-            }
+            self.wake.notify_one();
+            room.await;
         }
+    }
+
+    fn try_enqueue(&self, coll: &str, changes: Vec<Change>) -> Result<(), (Refused, Vec<Change>)> {
+        let mut st = self.state.lock();
+        let was_idle = st.pending_entries == 0;
+        st.try_enqueue(&self.config, coll, changes)?;
+        let half = st.pending_entries * 2 >= self.config.max_pending
+            || st.pending_bytes * 2 >= self.config.max_bytes;
+        drop(st);
+        if was_idle || half {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn full_error(&self) -> Error {
+        let st = self.state.lock();
+        Error::unavailable(format!(
+            "the write-behind queue is full ({} documents, {} bytes; at most {} and {}): \
+             the inner backend is not keeping up{}",
+            st.entries,
+            st.bytes,
+            self.config.max_pending,
+            self.config.max_bytes,
+            st.last_error.as_ref().map(|e| format!(" (last flush error: {e})")).unwrap_or_default()
+        ))
     }
 
     /// The unflushed state of one document: `Some(None)` when it is deleted, `None` when it has
