@@ -24,6 +24,10 @@
 //!   "Invalidate the whole collection" bumps an epoch that is part of every key, so it is O(1):
 //!   the old entries become unreachable and age out.
 //!
+//! Counted in [`CacheLayer::cache_stats`] and, through the `metrics` facade (a no-op without a
+//! recorder), as counters `orbstore_cache_hits_total`, `orbstore_cache_misses_total`,
+//! `orbstore_cache_evictions_total` and `orbstore_cache_expirations_total`, labelled `backend`.
+//!
 //! `moka`'s synchronous cache, not its future cache: the check-and-insert must be atomic with
 //! respect to bump-and-invalidate, so it runs under a short `parking_lot` lock, and the future
 //! cache's `insert` is `async`. The synchronous cache never does I/O, so calling it from async
@@ -162,6 +166,7 @@ impl Invalidate {
 }
 
 struct Shared {
+    backend: &'static str,
     cache: moka::sync::Cache<Key, Cached>,
     colls: Mutex<HashMap<String, Arc<CollGen>>>,
     hits: AtomicU64,
@@ -211,20 +216,24 @@ impl CacheLayer {
         let evictions = Arc::new(AtomicU64::new(0));
         let expirations = Arc::new(AtomicU64::new(0));
         let (ev, ex) = (evictions.clone(), expirations.clone());
+        let backend = inner.kind();
         let cache = moka::sync::Cache::builder()
             .max_capacity(config.capacity)
             .time_to_live(config.ttl)
             .eviction_listener(move |_key, _value, cause| match cause {
                 RemovalCause::Size => {
                     ev.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("orbstore_cache_evictions_total", "backend" => backend).increment(1);
                 }
                 RemovalCause::Expired => {
                     ex.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("orbstore_cache_expirations_total", "backend" => backend).increment(1);
                 }
                 RemovalCause::Explicit | RemovalCause::Replaced => {}
             })
             .build();
         let shared = Arc::new(Shared {
+            backend,
             cache,
             colls: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
@@ -403,9 +412,11 @@ impl Collection for CacheCollection {
         let key: Key = (self.gen.name.clone(), seen.epoch, id.to_owned());
         if let Some(hit) = self.shared.cache.get(&key) {
             self.shared.hits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("orbstore_cache_hits_total", "backend" => self.shared.backend).increment(1);
             return Ok((*hit).clone());
         }
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("orbstore_cache_misses_total", "backend" => self.shared.backend).increment(1);
         // An invalid id is an error from the inner backend: never cached.
         let found = self.inner.find_by_id(id).await?;
         let g = self.gen.state.lock();

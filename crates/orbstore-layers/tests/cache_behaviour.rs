@@ -350,3 +350,41 @@ impl Around for FixedDelay {
         })
     }
 }
+
+/// Hits, misses and evictions also reach the `metrics` facade, labelled with the backend.
+#[test]
+fn counts_reach_the_metrics_facade() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let s = setup(CacheConfig { capacity: 10, ttl: Duration::from_secs(60) }).await;
+            set_raw(&s.raw, "a", 1).await;
+            n_of(&s.c, "a").await;
+            n_of(&s.c, "a").await;
+            for i in 0..100 {
+                s.c.find_by_id(&format!("x{i}")).await.unwrap();
+            }
+            s.layer.cache_stats();
+        })
+    });
+    let counters: std::collections::HashMap<String, u64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let labels: Vec<String> =
+                key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            assert_eq!(labels, ["backend=memory"]);
+            match value {
+                DebugValue::Counter(c) => Some((key.key().name().to_owned(), c)),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(counters.get("orbstore_cache_hits_total"), Some(&1), "{counters:?}");
+    assert_eq!(counters.get("orbstore_cache_misses_total"), Some(&101), "{counters:?}");
+    assert!(counters.get("orbstore_cache_evictions_total").is_some_and(|n| *n >= 90), "{counters:?}");
+}

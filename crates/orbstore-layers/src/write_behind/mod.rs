@@ -8,7 +8,8 @@
 //! - **When it is flushed**: when the queue is half full (`max_pending / 2` documents or
 //!   `max_bytes / 2` bytes), when its oldest write is `max_age` old, after `debounce` without
 //!   writes, on `flush()`, and at shutdown: `close()` (waits), drop (starts a last flush in the
-//!   background; it needs the tokio runtime to keep running), SIGINT/SIGTERM with
+//!   background; it needs the tokio runtime to keep running, and handles kept longer than the
+//!   layer refuse writes from then on), SIGINT/SIGTERM with
 //!   [`flush_on_signal`] or [`shutdown_all`] ([`flush_all`] flushes without closing). Over a
 //!   backend with transactions, a flush is one transaction per 1,000 documents (atomic, one
 //!   commit).
