@@ -219,7 +219,7 @@ impl State {
                 self.last_flush = Some(now);
             }
             Some(e) => {
-                for (coll, docs) in in_flight {
+                for (coll, docs) in in_flight.into_iter().filter(|(_, d)| !d.is_empty()) {
                     let pending = self.pending.entry(coll).or_default();
                     for (id, slot) in docs {
                         match pending.get_mut(&id) {
