@@ -66,6 +66,10 @@ pub struct JournalConfig {
     /// A journal file is closed and a new one started past this size (default 16 MiB); closed
     /// files are deleted once shipped and checkpointed.
     pub segment_bytes: u64,
+    /// One attempt to reach the server (a batch, or seeding) that has not finished after this
+    /// long is abandoned and retried like a failure (default 30 s): a hung connection must not
+    /// stall the sync. Abandoning is safe, every step being idempotent.
+    pub attempt_timeout: Duration,
 }
 
 impl JournalConfig {
@@ -79,6 +83,7 @@ impl JournalConfig {
             max_backoff: Duration::from_secs(30),
             flushers: 4,
             segment_bytes: 16 << 20,
+            attempt_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -201,7 +206,7 @@ impl JournalLayer {
             closed: AtomicBool::new(false),
         });
         // Seed now when the server answers, so that the first writes act on its data.
-        if let Err(e) = sync::seed(&shared).await {
+        if let Err(e) = sync::timed(&shared, sync::seed(&shared)).await {
             tracing::warn!(target: "orbstore::journal", "opening offline, the server did not answer: {e}");
             shared.info.lock().last_error = Some(e.to_string());
         }

@@ -80,11 +80,14 @@ pub(crate) struct Entry {
 /// The journal entries still needed, and how far the two consumers got.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    /// Entries after `min(checkpointed, shipped)`, in sequence order.
+    /// Entries after `min(applied, shipped)`, in sequence order.
     pub(crate) entries: VecDeque<Entry>,
     /// Every entry up to here is on the server (or dead-lettered).
     pub(crate) shipped: u64,
-    /// Every entry up to here is in the local store, flushed.
+    /// Every entry up to here is written to the local store (maybe not yet flushed).
+    pub(crate) applied: u64,
+    /// Every entry up to here is in the local store, flushed: journal files up to
+    /// `min(checkpointed, shipped)` may go.
     pub(crate) checkpointed: u64,
     /// Entries after `shipped`: count and bytes.
     pub(crate) unshipped: u64,
@@ -121,13 +124,18 @@ impl Pending {
         self.trim();
     }
 
-    pub(crate) fn mark_checkpointed(&mut self, upto: u64) {
-        self.checkpointed = self.checkpointed.max(upto);
+    pub(crate) fn mark_applied(&mut self, upto: u64) {
+        self.applied = self.applied.max(upto);
         self.trim();
     }
 
+    pub(crate) fn mark_checkpointed(&mut self, upto: u64) {
+        self.checkpointed = self.checkpointed.max(upto);
+        self.mark_applied(upto);
+    }
+
     fn trim(&mut self) {
-        let done = self.shipped.min(self.checkpointed);
+        let done = self.shipped.min(self.applied);
         while self.entries.front().is_some_and(|e| e.seq <= done) {
             self.entries.pop_front();
         }

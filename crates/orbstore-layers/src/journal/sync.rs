@@ -51,22 +51,35 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut delays = backoff(&shared);
     let mut durable = shared.log.subscribe();
     let mut next_try: Option<tokio::time::Instant> = None;
+    let mut last_flush = tokio::time::Instant::now();
     loop {
-        if let Err(e) = checkpoint(&shared).await {
-            tracing::warn!(target: "orbstore::journal", "checkpoint into the local store failed: {e}");
-            shared.info.lock().local_error = Some(e.to_string());
-        } else {
-            shared.info.lock().local_error = None;
+        // One local batch and one server batch per turn, so neither starves the other.
+        let mut progressed = match apply(&shared).await {
+            Ok(p) => {
+                shared.info.lock().local_error = None;
+                p
+            }
+            Err(e) => {
+                tracing::warn!(target: "orbstore::journal", "writing the local store failed (retried): {e}");
+                shared.info.lock().local_error = Some(e.to_string());
+                false
+            }
+        };
+        if last_flush.elapsed() >= CHECKPOINT_EVERY {
+            last_flush = tokio::time::Instant::now();
+            if let Err(e) = checkpoint(&shared).await {
+                tracing::warn!(target: "orbstore::journal", "flushing the local store failed (retried): {e}");
+                shared.info.lock().local_error = Some(e.to_string());
+            }
         }
         if shared.force.swap(false, Ordering::AcqRel) {
             next_try = None;
             delays = backoff(&shared);
         }
-        let mut progressed = false;
         if next_try.is_none_or(|t| t <= tokio::time::Instant::now()) {
-            match ship(&shared).await {
+            match timed(&shared, ship(&shared)).await {
                 Ok(p) => {
-                    progressed = p;
+                    progressed |= p;
                     next_try = None;
                     delays = backoff(&shared);
                     let mut info = shared.info.lock();
@@ -87,8 +100,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if progressed {
             continue;
         }
+        let unflushed = {
+            let p = shared.pending.lock();
+            p.applied > p.checkpointed
+        };
+        let flush_at = unflushed.then_some(last_flush + CHECKPOINT_EVERY);
+        let wake_at = match (next_try, flush_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
-            match next_try {
+            match wake_at {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
@@ -99,6 +121,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             () = sleep => {}
         }
     }
+}
+
+/// Runs one attempt to reach the server, abandoned after `attempt_timeout` (as `Unavailable`).
+pub(crate) async fn timed<T>(
+    shared: &Shared,
+    attempt: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let limit = shared.config.attempt_timeout;
+    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+        Err(Error::unavailable(format!(
+            "the server did not answer within {limit:?} (attempt abandoned, retried)"
+        )))
+    })
 }
 
 /// Handles on the local store's collections, opened once per pass.
@@ -163,21 +198,37 @@ fn release(shared: &Shared) {
     shared.log.release(done);
 }
 
-/// Applies durable entries to the local store until it has caught up, then flushes it: only
-/// then may journal files be deleted.
+/// How often the local store is flushed (when it was written): the journal files it covers
+/// can then be deleted. Between flushes the local store needs no fsync of its own.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes one batch of durable entries to the local store (no flush); true when it did.
+async fn apply(shared: &Shared) -> Result<bool> {
+    let batch = {
+        let p = shared.pending.lock();
+        p.take(p.applied, shared.log.durable().seq, shared.config.batch)
+    };
+    let Some(upto) = batch.last().map(|e| e.seq) else { return Ok(false) };
+    apply_local(shared, &batch).await?;
+    shared.pending.lock().mark_applied(upto);
+    Ok(true)
+}
+
+/// Flushes the local store, then records how far it holds the journal and deletes the
+/// journal files that are both checkpointed and shipped.
 pub(crate) async fn checkpoint(shared: &Shared) -> Result<()> {
-    loop {
-        let batch = {
-            let p = shared.pending.lock();
-            p.take(p.checkpointed, shared.log.durable().seq, shared.config.batch)
-        };
-        let Some(upto) = batch.last().map(|e| e.seq) else { return Ok(()) };
-        apply_local(shared, &batch).await?;
-        shared.local.flush().await?;
-        shared.pending.lock().mark_checkpointed(upto);
-        write_cursor(shared).await?;
-        release(shared);
+    let (applied, checkpointed) = {
+        let p = shared.pending.lock();
+        (p.applied, p.checkpointed)
+    };
+    if applied == checkpointed {
+        return Ok(());
     }
+    shared.local.flush().await?;
+    shared.pending.lock().mark_checkpointed(applied);
+    write_cursor(shared).await?;
+    release(shared);
+    Ok(())
 }
 
 async fn apply_local(shared: &Shared, batch: &[Entry]) -> Result<()> {
