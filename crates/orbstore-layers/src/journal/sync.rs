@@ -52,6 +52,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut durable = shared.log.subscribe();
     let mut next_try: Option<tokio::time::Instant> = None;
     let mut last_flush = tokio::time::Instant::now();
+    // Halved after each failed attempt, doubled after each success: on a link that drops some
+    // calls, a smaller batch (down to one entry) still gets through whole.
+    let mut batch = shared.config.batch.max(1);
     loop {
         // One local batch and one server batch per turn, so neither starves the other.
         let mut progressed = match apply(&shared).await {
@@ -77,9 +80,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             delays = backoff(&shared);
         }
         if next_try.is_none_or(|t| t <= tokio::time::Instant::now()) {
-            match timed(&shared, ship(&shared)).await {
+            match timed(&shared, ship(&shared, batch)).await {
                 Ok(p) => {
                     progressed |= p;
+                    batch = (batch * 2).min(shared.config.batch.max(1));
                     next_try = None;
                     delays = backoff(&shared);
                     let mut info = shared.info.lock();
@@ -87,6 +91,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     info.failed_attempts = 0;
                 }
                 Err(e) => {
+                    batch = (batch / 2).max(1);
                     let delay = delays.next().unwrap_or(shared.config.max_backoff);
                     next_try = Some(tokio::time::Instant::now() + delay);
                     tracing::warn!(target: "orbstore::journal", "sync failed, retrying in {delay:?}: {e}");
@@ -292,13 +297,13 @@ async fn apply_local(shared: &Shared, batch: &[Entry]) -> Result<()> {
 }
 
 /// Seeds what is not seeded yet, then ships one batch; true when it shipped something.
-async fn ship(shared: &Shared) -> Result<bool> {
+async fn ship(shared: &Shared, max_ops: usize) -> Result<bool> {
     if shared.info.lock().seeding_pending {
         seed(shared).await?;
     }
     let batch = {
         let p = shared.pending.lock();
-        p.take(p.shipped, shared.log.durable().seq, shared.config.batch)
+        p.take(p.shipped, shared.log.durable().seq, max_ops)
     };
     let Some(upto) = batch.last().map(|e| e.seq) else { return Ok(false) };
     let start = Instant::now();
