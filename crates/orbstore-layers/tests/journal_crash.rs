@@ -148,7 +148,7 @@ async fn journal_survives_sigkill_with_a_full_journal() {
         let status = child.wait().expect("reap the child");
         assert!(!status.success(), "the child must die by the kill: {status:?}");
         reader.join().expect("reader");
-        let lines = lines.lock().unwrap();
+        let lines = std::mem::take(&mut *lines.lock().unwrap());
         let before = acked.tags.len();
         for line in lines.iter() {
             if let Some(tag) = line.strip_prefix("I ") {

@@ -20,6 +20,9 @@ use orbstore::{FileConfig, FileSync, PersistenceBackend, Store};
 use orbstore_layers::{JournalConfig, JournalLayer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// The acknowledgement log is locked across the server check only after every writer finished:
+// nothing else can wait for it.
+#[allow(clippy::await_holding_lock)]
 async fn mongodb_outage_loses_nothing_and_applies_nothing_twice() {
     let program = nx_program().expect(
         "this test starts a private nx-27017: install it as ../shared/services.md shows \
