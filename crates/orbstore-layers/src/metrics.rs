@@ -103,7 +103,7 @@ impl Around for MetricsLayer {
 }
 
 /// Registers the descriptions (help texts and units) of orbstore's metrics with the installed
-/// recorder; [`install_prometheus`] calls it.
+/// recorder; `install_prometheus` (feature `prometheus`) calls it.
 pub fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(

@@ -193,7 +193,8 @@ impl Around for RetryLayer {
         Fut: Future<Output = Result<T>> + Send + 'a,
     {
         Box::pin(async move {
-            let mut delays = self.config.backoff().build();
+            // Built at the first failure: the happy path pays nothing for the backoff's RNG.
+            let mut delays = None;
             let mut attempts = 1u32;
             loop {
                 let e = match attempt(f(), &op, self.config.attempt_timeout).await {
@@ -208,6 +209,7 @@ impl Around for RetryLayer {
                     }
                     return Err(with_attempts(e, attempts, why));
                 }
+                let delays = delays.get_or_insert_with(|| self.config.backoff().build());
                 let Some(delay) = delays.next() else { return Err(with_attempts(e, attempts, "")) };
                 tracing::debug!(
                     op = op.name,

@@ -156,7 +156,8 @@ async fn burst(c: &CollectionRef, n: usize) -> (usize, usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_breaker_opens_fails_fast_probes_in_bounded_numbers_and_closes() {
     let (_cluster, proxy, counted, script) = setup().await;
-    let cool_down = Duration::from_millis(500);
+    // Long enough that a burst of callers on a loaded machine ends within one cool-down.
+    let cool_down = Duration::from_secs(1);
     let config = BreakerConfig::new()
         .with_failure_threshold(3)
         .with_cool_down(cool_down)
@@ -197,7 +198,7 @@ async fn the_breaker_opens_fails_fast_probes_in_bounded_numbers_and_closes() {
 
     // Half-open with the server back behind a slow network: still exactly two probes while
     // they are in flight; their success closes the circuit.
-    proxy.set(Mode::Slow(Duration::from_millis(50)));
+    proxy.set(Mode::Slow(Duration::from_millis(100)));
     script.reset_calls();
     tokio::time::sleep(cool_down + Duration::from_millis(100)).await;
     let (ok, refused, failed) = burst(&c, 32).await;
