@@ -39,7 +39,10 @@ impl Around for LoseAnswers {
         Box::pin(async move {
             let result = f().await;
             let ambiguous = (op.write && !op.in_transaction) || op.name == "commit";
-            if ambiguous && result.is_ok() && self.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every) {
+            if ambiguous
+                && result.is_ok()
+                && self.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
+            {
                 self.lost.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::unavailable(format!(
                     "{}: connection lost after the server applied it",
