@@ -1,7 +1,7 @@
 //! The journal layer: offline-first writes that are never lost and never applied twice.
 //!
 //! [`JournalLayer`] keeps a full replica of the inner backend's collections in memory (one
-//! [`CollectionEngine`](orbstore_core::engine::CollectionEngine) each, as the memory backend
+//! `orbstore_core::engine::CollectionEngine` each, as the memory backend
 //! does). A write is applied to the replica, which computes its result (ids, match counts) and
 //! the resulting state of every document it touched; those states are appended, under one
 //! sequence number, to the journal files in `JournalConfig::dir`; the write is acknowledged
