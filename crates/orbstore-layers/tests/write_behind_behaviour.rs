@@ -245,7 +245,12 @@ async fn flush_all_flushes_every_layer() {
     let b = setup(quiet()).await;
     a.c.insert_value(json!({"x": 1})).await.unwrap();
     b.c.insert_value(json!({"x": 2})).await.unwrap();
-    flush_all().await.unwrap();
+    // `flush_all` flushes every layer of the process, also those of tests running beside this
+    // one, which may have just closed their inner backend (an error it reports after flushing
+    // the others). Our two layers are flushed either way; the error must be someone else's.
+    if let Err(e) = flush_all().await {
+        assert!(e.message().contains("closed"), "{e}");
+    }
     assert_eq!((a.raw_count().await, b.raw_count().await), (1, 1));
 }
 
