@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use orbstore_core::{BackendConfig, Config, Error, PersistenceBackend, Result};
+use orbstore_core::{BackendConfig, Config, Error, ErrorKind, PersistenceBackend, Result};
+use orbstore_layers::{LazyBackend, Opener, Stacked};
 
 /// A shared handle to whichever backend was opened.
 pub type Store = Arc<dyn PersistenceBackend>;
@@ -16,23 +17,76 @@ const BUILT: &[&str] = &["memory", "file", "sqlite", "postgres", "mongodb"];
 /// Opens the backend the environment chooses: `DATABASE_URL` > `DB_BACKEND` (with `DB_*`) >
 /// `ORB_PERSISTENCE` > the file backend in `ORB_DATA_DIR` (default `./data`), with the layers
 /// the environment asks for stacked over it (`orbstore_layers::StackConfig`: retry with
-/// `DB_MAX_RETRIES`, default 3, and a circuit breaker always; write-behind with
-/// `PERSISTENCE_AUTO_SAVE`; a read cache with `PERSISTENCE_CACHE_SIZE`; metrics).
+/// `DB_MAX_RETRIES`, default 3, and a circuit breaker always; the journal with
+/// `PERSISTENCE_OFFLINE_MODE`; write-behind with `PERSISTENCE_AUTO_SAVE`; a read cache with
+/// `PERSISTENCE_CACHE_SIZE`; metrics).
 ///
 /// A bad value is `InvalidInput` naming the variable, the value and the valid choices; a
 /// backend that is not compiled in, or not built yet, is `Unsupported` saying which. Every
 /// setting is checked before anything is opened.
 pub async fn from_env() -> Result<Store> {
-    let lookup = |k: &str| std::env::var(k).ok();
-    let config = Config::from_lookup(lookup)?;
-    let layers = orbstore_layers::StackConfig::from_lookup(lookup)?;
-    if lookup("PERSISTENCE_OFFLINE_MODE").is_some_and(|v| matches!(v.trim(), "true" | "1")) {
-        return Err(Error::unsupported(
-            "PERSISTENCE_OFFLINE_MODE=true: the journal layer (orbstore_layers::JournalLayer) is not applied by \
-             from_env() yet; build it in code over a local store",
-        ));
-    }
-    Ok(layers.apply(open(config).await?))
+    Ok(from_env_stacked().await?.store)
+}
+
+/// [`from_env`], with handles on the layers: the journal (for `sync_status()` and `sync_now()`)
+/// and the circuit breaker.
+pub async fn from_env_stacked() -> Result<Stacked> {
+    from_lookup_stacked(|k| std::env::var(k).ok()).await
+}
+
+/// [`from_env_stacked`] over variables read through `lookup` (tests pass a map).
+///
+/// With `PERSISTENCE_OFFLINE_MODE=true` the journal sits over the backend, its replica kept by a
+/// file backend in `$ORB_JOURNAL_DIR/replica`, and a server that does not answer at open
+/// (`Unavailable`) does not stop the store from opening: the backend is opened on first use
+/// ([`orbstore_layers::LazyBackend`]) and the journal ships to it once it answers. Any other
+/// error at open (a bad password, say) is returned as without offline mode.
+pub async fn from_lookup_stacked(lookup: impl Fn(&str) -> Option<String>) -> Result<Stacked> {
+    let config = Config::from_lookup(&lookup)?;
+    let layers = orbstore_layers::StackConfig::from_lookup(&lookup)?;
+    let kind = config.backend.kind();
+    check_available(kind, feature_enabled(kind), &config)?;
+    let Some(offline) = &layers.offline else {
+        return layers.open(open(config).await?, None).await;
+    };
+    let local = open_replica_store(&offline.replica_dir).await?;
+    let backend = match open(config.clone()).await {
+        Ok(backend) => backend,
+        Err(e) if e.kind() == ErrorKind::Unavailable => {
+            tracing::warn!(
+                target: "orbstore::factory",
+                "offline mode: the {kind} backend did not answer ({e}); the journal accepts writes and ships them \
+                 once it does"
+            );
+            let opener: Opener = Arc::new(move || {
+                let config = config.clone();
+                Box::pin(open(config))
+            });
+            Arc::new(LazyBackend::new(kind, opener))
+        }
+        Err(e) => return Err(e),
+    };
+    layers.open(backend, Some(local)).await
+}
+
+/// The journal's local replica store: a file backend, debounced (the journal flushes it before
+/// it deletes the journal files it holds, so nothing depends on its own fsyncs).
+#[cfg(feature = "file")]
+async fn open_replica_store(dir: &std::path::Path) -> Result<Store> {
+    let config = orbstore_core::FileConfig {
+        dir: dir.to_path_buf(),
+        sync: orbstore_core::FileSync::Debounced(std::time::Duration::from_secs(1)),
+        strict: false,
+    };
+    Ok(Arc::new(orbstore_file::FileBackend::open(config).await?))
+}
+
+#[cfg(not(feature = "file"))]
+async fn open_replica_store(_dir: &std::path::Path) -> Result<Store> {
+    Err(Error::unsupported(
+        "PERSISTENCE_OFFLINE_MODE=true keeps the journal's replica in a file backend: enable the `file` cargo \
+         feature of orbstore",
+    ))
 }
 
 /// Opens the backend a configuration names.

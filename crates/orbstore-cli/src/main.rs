@@ -1,5 +1,6 @@
 //! `orb`: a resumable tabular Q-learning demo over orbstore, store statistics, and the data
-//! operations of `orbstore-ops` (backup, restore, inspect, export), one module per command.
+//! operations of `orbstore-ops` (backup, restore, inspect, export, migrate, import) and the
+//! journal's `sync`, one module per command.
 //!
 //! The backend comes from the environment (`DATABASE_URL`, `DB_BACKEND`, `ORB_PERSISTENCE`; by
 //! default the file backend in `./data`), as for every orbstore program.
@@ -35,6 +36,7 @@ mod export;
 mod inspect;
 mod output;
 mod restore;
+mod sync;
 
 /// The agent's user id in the stores.
 const AGENT: &str = "grid-agent";
@@ -72,6 +74,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Export documents as JSON lines or JSON, to a file or stdout.
     Export(export::ExportArgs),
+    /// Where the offline journal's sync to the server stands; --wait ships it and waits.
+    Sync(sync::SyncArgs),
     /// Collections, counts, sizes, the backend and its health.
     Stats {
         /// Print JSON instead of a table.
@@ -98,13 +102,14 @@ async fn main() -> ExitCode {
         Command::Inspect(args) => return inspect::run(args).await,
         other => other,
     };
-    let store = match orbstore::from_env().await {
+    let stacked = match orbstore::from_env_stacked().await {
         Ok(s) => s,
         Err(e) => {
             let as_json = match &command {
                 Command::Backup(a) => a.json,
                 Command::Restore(a) => a.json,
                 Command::Export(a) => a.json,
+                Command::Sync(a) => a.json,
                 _ => false,
             };
             if as_json {
@@ -115,6 +120,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let store = stacked.store.clone();
     let result = match command {
         Command::Demo { episodes, seed } => demo(&store, episodes, seed).await,
         Command::Stats { json } => stats(&store, json).await,
@@ -122,6 +128,7 @@ async fn main() -> ExitCode {
         Command::Backup(args) => return closing(&store, backup::run(&store, args).await).await,
         Command::Restore(args) => return closing(&store, restore::run(&store, args).await).await,
         Command::Export(args) => return closing(&store, export::run(&store, args).await).await,
+        Command::Sync(args) => return closing(&store, sync::run(&stacked, args).await).await,
         Command::Migrate(_) | Command::Inspect(_) => unreachable!("handled before the store is opened"),
     };
     let closed = store.close().await;

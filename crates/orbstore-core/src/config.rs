@@ -425,8 +425,12 @@ fn parse_port(v: Option<String>, default: u16) -> Result<u16> {
     }
 }
 
-fn parse_bool(var: &str, v: Option<String>) -> Result<bool> {
-    match v.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+/// Reads a yes/no setting: `true`, `1`, `yes`, `on` or `false`, `0`, `no`, `off` (any case,
+/// surrounding blanks ignored); unset or blank is `false`. Anything else is `InvalidInput` naming
+/// `var`, the value and the valid spellings. Every boolean variable of orbstore and its layers
+/// reads through this, so they all accept the same spellings.
+pub fn parse_bool(var: &str, v: Option<String>) -> Result<bool> {
+    match v.as_deref().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()) {
         None => Ok(false),
         Some(s) => match s.as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),

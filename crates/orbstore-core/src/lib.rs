@@ -25,8 +25,8 @@ pub use backend::{
     PersistenceBackend, StorageStats, Transaction, Upserted,
 };
 pub use config::{
-    BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin, PostgresConfig, Secret,
-    SqliteConfig, SqliteLocation, SqliteSync,
+    parse_bool, BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin,
+    PostgresConfig, Secret, SqliteConfig, SqliteLocation, SqliteSync,
 };
 pub use document::{id_of, prepare_document, prepare_documents, to_document, type_name, Document, ID_FIELD};
 pub use error::{BoxError, Error, ErrorKind, Result};

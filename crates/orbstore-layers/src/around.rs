@@ -60,6 +60,11 @@ impl<A: Around> AroundBackend<A> {
         AroundBackend { inner, layer: Arc::new(layer) }
     }
 
+    /// Wraps `inner` with a layer the caller keeps a handle on (to read a breaker's state, say).
+    pub fn with_shared(inner: Arc<dyn PersistenceBackend>, layer: Arc<A>) -> AroundBackend<A> {
+        AroundBackend { inner, layer }
+    }
+
     /// The layer.
     pub fn layer(&self) -> &A {
         &self.layer

@@ -3,17 +3,18 @@
 //!
 //! From the caller down: metrics (what the caller sees: every operation, hit or not), read cache
 //! (a hit never reaches the layers below), write-behind (absorbs writes; its flushes go through
-//! the rest), the circuit breaker (a retried-and-failed operation counts as one failure, and an
-//! open circuit fails fast instead of starting retries), retry (closest to the backend, so each
-//! attempt is one backend call), then the backend.
+//! the rest), the journal (acknowledges once a write is durable locally; its syncer ships
+//! through the rest), the circuit breaker (a retried-and-failed operation counts as one failure,
+//! and an open circuit fails fast instead of starting retries), retry (closest to the backend,
+//! so each attempt is one backend call), then the backend.
 
 use std::sync::Arc;
 
-use orbstore_core::{PersistenceBackend, Result};
+use orbstore_core::{Error, PersistenceBackend, Result};
 
 use crate::{
-    AroundBackend, BreakerConfig, BreakerLayer, CacheConfig, CacheLayer, MetricsLayer, RetryConfig,
-    RetryLayer, WriteBehindConfig, WriteBehindLayer,
+    AroundBackend, BreakerConfig, BreakerLayer, CacheConfig, CacheLayer, JournalLayer, MetricsLayer,
+    OfflineConfig, RetryConfig, RetryLayer, WriteBehindConfig, WriteBehindLayer,
 };
 
 /// Which layers to stack, and their settings.
@@ -23,10 +24,24 @@ pub struct StackConfig {
     pub retry: RetryConfig,
     /// The circuit breaker (always on, default settings).
     pub breaker: BreakerConfig,
+    /// The journal, when `PERSISTENCE_OFFLINE_MODE=true`.
+    pub offline: Option<OfflineConfig>,
     /// Write-behind, when `PERSISTENCE_AUTO_SAVE=true`.
     pub write_behind: Option<WriteBehindConfig>,
     /// The read cache, when `PERSISTENCE_CACHE_SIZE` is set and not 0.
     pub cache: Option<CacheConfig>,
+}
+
+/// What [`StackConfig::open`] built: the store to use, and handles on the layers that have
+/// more to say than the backend contract carries.
+#[derive(Debug, Clone)]
+pub struct Stacked {
+    /// The top of the stack.
+    pub store: Arc<dyn PersistenceBackend>,
+    /// The journal, when there is one (`sync_status()`, `sync_now()`, `orb sync`).
+    pub journal: Option<Arc<JournalLayer>>,
+    /// The circuit breaker in front of the backend.
+    pub breaker: Arc<BreakerLayer>,
 }
 
 impl StackConfig {
@@ -35,23 +50,49 @@ impl StackConfig {
         Ok(StackConfig {
             retry: RetryConfig::from_lookup(&lookup)?,
             breaker: BreakerConfig::new(),
+            offline: OfflineConfig::from_lookup(&lookup)?,
             write_behind: WriteBehindConfig::from_lookup(&lookup)?,
             cache: CacheConfig::from_lookup(&lookup)?,
         })
     }
 
-    /// Stacks the layers over `backend` in the order of the module docs.
-    pub fn apply(self, backend: Arc<dyn PersistenceBackend>) -> Arc<dyn PersistenceBackend> {
+    /// Stacks the layers over `backend` in the order of the module docs. `local` is the store
+    /// of the journal's replica, needed exactly when `offline` is set (`InvalidInput`
+    /// otherwise): an embedded backend in `offline.replica_dir`, which the caller opens since
+    /// this crate knows no backend.
+    pub async fn open(
+        self,
+        backend: Arc<dyn PersistenceBackend>,
+        local: Option<Arc<dyn PersistenceBackend>>,
+    ) -> Result<Stacked> {
         let kind = backend.kind();
+        let breaker = Arc::new(BreakerLayer::new(kind, self.breaker));
         let mut store: Arc<dyn PersistenceBackend> =
             Arc::new(AroundBackend::new(backend, RetryLayer::new(self.retry)));
-        store = Arc::new(AroundBackend::new(store, BreakerLayer::new(kind, self.breaker)));
+        store = Arc::new(AroundBackend::with_shared(store, breaker.clone()));
+        let journal = match (self.offline, local) {
+            (Some(offline), Some(local)) => {
+                let layer =
+                    JournalLayer::open(store, local, offline.journal).await?.with_breaker(breaker.clone());
+                let layer = Arc::new(layer);
+                store = layer.clone();
+                Some(layer)
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::invalid("the journal (offline mode) needs a local store for its replica"))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid("a local store was given but offline mode (the journal) is off"))
+            }
+        };
         if let Some(wb) = self.write_behind {
             store = Arc::new(WriteBehindLayer::new(store, wb));
         }
         if let Some(cache) = self.cache {
             store = Arc::new(CacheLayer::new(store, cache));
         }
-        Arc::new(AroundBackend::new(store, MetricsLayer::new(kind)))
+        let store = Arc::new(AroundBackend::new(store, MetricsLayer::new(kind)));
+        Ok(Stacked { store, journal, breaker })
     }
 }

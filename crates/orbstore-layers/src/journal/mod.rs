@@ -38,6 +38,8 @@ use orbstore_core::{
 };
 use parking_lot::Mutex;
 
+use crate::BreakerLayer;
+
 use entry::Op;
 use replica::{
     check_name, Entry, Host, JournalCollection, JournalTransaction, Pending, Shared, State, SyncInfo,
@@ -88,12 +90,62 @@ impl JournalConfig {
     }
 }
 
+/// The variable that turns the journal on in `orbstore::from_env()` (`true`).
+pub const OFFLINE_MODE_VAR: &str = "PERSISTENCE_OFFLINE_MODE";
+/// The journal's directory (default `$ORB_DATA_DIR/journal`, `ORB_DATA_DIR` defaulting to
+/// `./data`): the journal files in `log/`, the local replica's store in `replica/`.
+pub const JOURNAL_DIR_VAR: &str = "ORB_JOURNAL_DIR";
+/// [`JournalConfig::max_pending_bytes`], in bytes.
+pub const JOURNAL_MAX_BYTES_VAR: &str = "ORB_JOURNAL_MAX_BYTES";
+
+/// What the environment asks of a journal ([`OfflineConfig::from_lookup`]): the layer's
+/// settings and where its local replica's store lives. The store itself is opened by the
+/// caller (`orbstore::from_env()` opens a file backend there), since this crate knows only
+/// the contract.
+#[derive(Debug, Clone)]
+pub struct OfflineConfig {
+    /// The layer's settings; `dir` is `$ORB_JOURNAL_DIR/log`.
+    pub journal: JournalConfig,
+    /// `$ORB_JOURNAL_DIR/replica`: where the local store keeps the replica.
+    pub replica_dir: PathBuf,
+}
+
+impl OfflineConfig {
+    /// `None` unless `PERSISTENCE_OFFLINE_MODE` is true (the spellings of
+    /// [`orbstore_core::parse_bool`]). With it, the directory from `ORB_JOURNAL_DIR` and the
+    /// limit from `ORB_JOURNAL_MAX_BYTES` (a whole number of bytes, at least 1 MiB). A bad
+    /// value is `InvalidInput` naming the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<OfflineConfig>> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        if !orbstore_core::parse_bool(OFFLINE_MODE_VAR, get(OFFLINE_MODE_VAR))? {
+            return Ok(None);
+        }
+        let dir = match get(JOURNAL_DIR_VAR) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(get("ORB_DATA_DIR").unwrap_or_else(|| "./data".to_owned())).join("journal"),
+        };
+        let mut journal = JournalConfig::new(dir.join("log"));
+        if let Some(raw) = get(JOURNAL_MAX_BYTES_VAR) {
+            journal.max_pending_bytes =
+                raw.trim().parse::<u64>().ok().filter(|n| *n >= 1 << 20).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "invalid {JOURNAL_MAX_BYTES_VAR} {raw:?}: a whole number of bytes, at least 1048576 (1 MiB)"
+                    ))
+                })?;
+        }
+        Ok(Some(OfflineConfig { journal, replica_dir: dir.join("replica") }))
+    }
+}
+
 /// A backend whose writes are durable in a local journal before they are acknowledged, and
 /// reach the inner backend exactly once in effect (see the module documentation).
 #[derive(Debug)]
 pub struct JournalLayer {
     shared: Arc<Shared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The circuit breaker between the journal and the server, when there is one: its state
+    /// is part of the sync status.
+    breaker: Option<Arc<BreakerLayer>>,
 }
 
 /// A meta record of the local store, parsed.
@@ -211,7 +263,14 @@ impl JournalLayer {
             shared.info.lock().last_error = Some(e.to_string());
         }
         let task = tokio::spawn(sync::run(shared.clone()));
-        Ok(JournalLayer { shared, task: Mutex::new(Some(task)) })
+        Ok(JournalLayer { shared, task: Mutex::new(Some(task)), breaker: None })
+    }
+
+    /// Reports `breaker`'s state in [`JournalLayer::sync_status`] (the breaker the layer's
+    /// inner backend runs through; `StackConfig` passes it).
+    pub fn with_breaker(mut self, breaker: Arc<BreakerLayer>) -> JournalLayer {
+        self.breaker = Some(breaker);
+        self
     }
 
     /// Where the sync stands (never fails; a closed layer reports what it last knew).
@@ -221,6 +280,7 @@ impl JournalLayer {
             let p = s.pending.lock();
             (p.unshipped, p.unshipped_bytes)
         };
+        let breaker = self.breaker.as_ref().map(|b| b.state());
         let info = s.info.lock();
         let mut warnings = info.warnings.clone();
         if let Some(e) = &info.local_error {
@@ -240,6 +300,8 @@ impl JournalLayer {
             seeding_pending: info.seeding_pending,
             dead_letters: info.dead.clone(),
             warnings,
+            circuit: breaker.as_ref().map(|b| b.circuit.as_str()),
+            circuit_detail: breaker.map(|b| b.to_string()),
         }
     }
 

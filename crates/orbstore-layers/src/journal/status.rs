@@ -73,6 +73,12 @@ pub struct SyncStatus {
     pub dead_letters: Vec<DeadLetter>,
     /// Anything an operator should know (a torn journal tail cut at open, a local replica error).
     pub warnings: Vec<String>,
+    /// The circuit breaker in front of the server, when there is one: `closed`, `open` or
+    /// `half-open`.
+    pub circuit: Option<&'static str>,
+    /// The breaker's state in words ("circuit open for 2.1s after 5 consecutive failures,
+    /// retrying in 0.9s").
+    pub circuit_detail: Option<String>,
 }
 
 impl fmt::Display for SyncStatus {
@@ -101,6 +107,9 @@ impl fmt::Display for SyncStatus {
         }
         if self.seeding_pending {
             writeln!(f, "seeding: the server's collections are not yet copied into the local replica")?;
+        }
+        if let Some(c) = &self.circuit_detail {
+            writeln!(f, "server: {c}")?;
         }
         writeln!(f, "journal on disk: {} bytes", self.journal_disk_bytes)?;
         writeln!(f, "dead letters: {}", self.dead_letters.len())?;

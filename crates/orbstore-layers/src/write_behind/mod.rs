@@ -113,18 +113,7 @@ impl WriteBehindConfig {
     /// what is valid.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<WriteBehindConfig>> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let on = match get(AUTO_SAVE_VAR) {
-            None => false,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "invalid {AUTO_SAVE_VAR} {v:?}: valid values are true, false, 1, 0, yes, no, on, off"
-                    )))
-                }
-            },
-        };
+        let on = orbstore_core::parse_bool(AUTO_SAVE_VAR, get(AUTO_SAVE_VAR))?;
         if !on {
             return Ok(None);
         }
