@@ -66,7 +66,9 @@ pub struct FileConfig {
     pub dir: PathBuf,
     /// When writes become durable.
     pub sync: FileSync,
-    /// Refuse to open when a snapshot is unreadable (default: move it aside and open empty).
+    /// Refuse to open on corruption: an unreadable snapshot or log region (default: copy it
+    /// aside, recover what is readable and open, reporting it). A torn last write is tolerated
+    /// either way: that is what a crash leaves.
     pub strict: bool,
 }
 

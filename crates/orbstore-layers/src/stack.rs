@@ -3,8 +3,8 @@
 //!
 //! From the caller down: metrics (what the caller sees: every operation, hit or not), read cache
 //! (a hit never reaches the layers below), write-behind (absorbs writes; its flushes go through
-//! the rest), the journal (acknowledges once a write is durable locally; its syncer ships
-//! through the rest), the circuit breaker (a retried-and-failed operation counts as one failure,
+//! the rest) or, in its place, the journal (acknowledges once a write is durable locally; its
+//! syncer ships through the rest; the two are never stacked together), the circuit breaker (a retried-and-failed operation counts as one failure,
 //! and an open circuit fails fast instead of starting retries), retry (closest to the backend,
 //! so each attempt is one backend call), then the backend.
 
@@ -47,13 +47,23 @@ pub struct Stacked {
 impl StackConfig {
     /// Reads every layer's settings; a bad value is `InvalidInput` naming the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<StackConfig> {
-        Ok(StackConfig {
+        let config = StackConfig {
             retry: RetryConfig::from_lookup(&lookup)?,
             breaker: BreakerConfig::new(),
             offline: OfflineConfig::from_lookup(&lookup)?,
             write_behind: WriteBehindConfig::from_lookup(&lookup)?,
             cache: CacheConfig::from_lookup(&lookup)?,
-        })
+        };
+        if config.offline.is_some() && config.write_behind.is_some() {
+            // Both absorb writes; write-behind over the journal would acknowledge before the
+            // journal's fsync and so bring back the loss window the journal exists to close.
+            return Err(Error::invalid(
+                "PERSISTENCE_AUTO_SAVE=true and PERSISTENCE_OFFLINE_MODE=true cannot be combined: choose \
+                 write-behind (acknowledged at once, may lose its last second) or the journal (acknowledged \
+                 once fsynced locally, never lost); the journal already batches what it ships",
+            ));
+        }
+        Ok(config)
     }
 
     /// Stacks the layers over `backend` in the order of the module docs. `local` is the store
