@@ -14,6 +14,7 @@ pub mod order;
 mod path;
 mod query;
 pub mod shapes;
+pub mod shutdown;
 mod snapshot;
 pub mod sqltree;
 pub mod stream;

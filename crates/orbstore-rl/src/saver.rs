@@ -90,6 +90,8 @@ impl AutoSaver {
             registry.retain(|w| w.strong_count() > 0);
             registry.push(Arc::downgrade(&inner));
         }
+        let hook: Arc<dyn orbstore_core::shutdown::ShutdownHook> = inner.clone();
+        orbstore_core::shutdown::register(Arc::downgrade(&hook));
         tokio::spawn(background(Arc::downgrade(&inner)));
         AutoSaver { inner }
     }
@@ -180,32 +182,21 @@ pub async fn flush_all() -> Result<()> {
     first
 }
 
-/// Spawns a task that waits for SIGINT or SIGTERM (Ctrl-C elsewhere), runs [`flush_all`], then
-/// calls `then` (exit the process, say).
+/// Installs the process's one shutdown handler (`orbstore_core::shutdown::on_signal`): on
+/// SIGINT or SIGTERM (Ctrl-C elsewhere) every saver saves, then every write-behind layer flushes
+/// what it holds (the savers' writes included), then `then` runs (exit the process, say). The
+/// same handler as `orbstore_layers::write_behind::flush_on_signal`: installing both installs one.
 pub fn flush_on_signal(then: impl FnOnce() + Send + 'static) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        if let Err(e) = flush_all().await {
-            tracing::error!(error = %e, "saving learning state at shutdown failed");
-        }
-        then();
-    });
+    orbstore_core::shutdown::on_signal(then);
+}
+
+#[async_trait]
+impl orbstore_core::shutdown::ShutdownHook for Inner {
+    fn stage(&self) -> orbstore_core::shutdown::Stage {
+        orbstore_core::shutdown::Stage::State
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        save(self).await
+    }
 }

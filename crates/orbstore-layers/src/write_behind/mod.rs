@@ -202,6 +202,8 @@ impl WriteBehindLayer {
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&shared));
         }
+        let hook: Arc<dyn orbstore_core::shutdown::ShutdownHook> = shared.clone();
+        orbstore_core::shutdown::register(Arc::downgrade(&hook));
         tokio::spawn(queue::background(shared.clone()));
         WriteBehindLayer { shared }
     }
@@ -262,35 +264,27 @@ async fn flush_live(close: bool) -> Result<()> {
     first
 }
 
-/// Spawns a task that waits for SIGINT or SIGTERM (Ctrl-C elsewhere), runs [`shutdown_all`]
-/// (so no write is acknowledged after the signal that would then be lost), then calls `then`
-/// (exit the process, say). The same shape as `orbstore_rl::flush_on_signal`.
+/// Installs the process's one shutdown handler (`orbstore_core::shutdown::on_signal`): on
+/// SIGINT or SIGTERM (Ctrl-C elsewhere) the learning stores' savers save, then every write-behind
+/// layer is closed to new writes (none is acknowledged after the signal that would then be lost)
+/// and flushed, then `then` runs (exit the process, say). The same handler as
+/// `orbstore_rl::flush_on_signal`: installing both installs one.
 pub fn flush_on_signal(then: impl FnOnce() + Send + 'static) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        if let Err(e) = shutdown_all().await {
-            tracing::error!(error = %e, "write-behind: flushing at shutdown failed");
-        }
-        then();
-    });
+    orbstore_core::shutdown::on_signal(then);
+}
+
+#[async_trait]
+impl orbstore_core::shutdown::ShutdownHook for Shared {
+    fn stage(&self) -> orbstore_core::shutdown::Stage {
+        orbstore_core::shutdown::Stage::Buffers
+    }
+
+    /// What [`shutdown_all`] does for one layer.
+    async fn shutdown(&self) -> Result<()> {
+        self.close();
+        self.flush_pending(None).await?;
+        self.inner.flush().await
+    }
 }
 
 #[async_trait]
