@@ -3,49 +3,13 @@
 //! the store taken from the environment.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use orbstore::{CollectionExt, IndexSpec};
 use serde_json::{json, Value};
 
-struct Run {
-    out: String,
-    err: String,
-    ok: bool,
-}
+mod common;
 
-/// Runs `orb` in `dir` with only `vars` choosing the store and the backup settings.
-fn orb(dir: &Path, vars: &[(&str, String)], args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orb"));
-    cmd.args(args).current_dir(dir);
-    for v in [
-        "DATABASE_URL",
-        "DB_BACKEND",
-        "ORB_PERSISTENCE",
-        "ORB_DATA_DIR",
-        "BACKUP_DIR",
-        "BACKUP_RETENTION_DAYS",
-        "BACKUP_COMPRESSION",
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run orb");
-    Run {
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        ok: out.status.success(),
-    }
-}
-
-/// The one JSON object a `--json` run printed.
-fn object(text: &str) -> Value {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON object expected, got:\n{text}");
-    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
+use common::{object, orb, NO_VARS};
 
 fn store_url(dir: &Path, name: &str) -> (&'static str, String) {
     ("DATABASE_URL", format!("file://{}", dir.join(name).display()))
@@ -97,10 +61,10 @@ async fn backup_inspect_restore_and_export_round_trip() {
     let archive = archive_in(&dir.path().join("backups"));
     assert!(archive.file_name().unwrap().to_str().unwrap().starts_with("orbstore-"));
 
-    let r = orb(dir.path(), &[], &["inspect", archive.to_str().unwrap()]);
+    let r = orb(dir.path(), NO_VARS, &["inspect", archive.to_str().unwrap()]);
     assert!(r.ok && r.out.contains("Every checksum, count and size verifies"), "{}\n{}", r.out, r.err);
     assert!(r.out.contains("email_1 (email, unique)"), "{}", r.out);
-    let v = object(&orb(dir.path(), &[], &["inspect", "--json", archive.to_str().unwrap()]).out);
+    let v = object(&orb(dir.path(), NO_VARS, &["inspect", "--json", archive.to_str().unwrap()]).out);
     assert_eq!(
         (v["ok"].clone(), v["verified"].clone(), v["documents"].clone()),
         (json!(true), json!(true), json!(350))
@@ -185,9 +149,9 @@ async fn damaged_archives_fail_inspect_and_restore_and_write_nothing() {
     bytes[mid] ^= 0x01;
     std::fs::write(dir.path().join("bad.tar.zst"), &bytes).unwrap();
 
-    let r = orb(dir.path(), &[], &["inspect", "bad.tar.zst"]);
+    let r = orb(dir.path(), NO_VARS, &["inspect", "bad.tar.zst"]);
     assert!(!r.ok, "a damaged archive must not inspect as fine:\n{}", r.out);
-    let v = object(&orb(dir.path(), &[], &["inspect", "--json", "bad.tar.zst"]).out);
+    let v = object(&orb(dir.path(), NO_VARS, &["inspect", "--json", "bad.tar.zst"]).out);
     assert_eq!((v["ok"].clone(), v["verified"].clone()), (json!(false), json!(false)), "{v}");
 
     let target = [store_url(dir.path(), "target")];
@@ -199,7 +163,7 @@ async fn damaged_archives_fail_inspect_and_restore_and_write_nothing() {
     let r = orb(dir.path(), &target, &["export"]);
     assert!(r.ok && r.out.is_empty(), "the target holds nothing: {}", r.out);
 
-    let r = orb(dir.path(), &[], &["inspect", "missing.tar.gz"]);
+    let r = orb(dir.path(), NO_VARS, &["inspect", "missing.tar.gz"]);
     assert!(!r.ok && r.err.contains("no archive at missing.tar.gz"), "{}", r.err);
 }
 

@@ -4,52 +4,13 @@
 //! resumes from it.
 
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::Command;
 
 use orbstore::{BackendConfig, Config, PersistenceBackend};
 use serde_json::Value;
 
-struct Run {
-    out: String,
-    err: String,
-    ok: bool,
-}
+mod common;
 
-/// Runs `orb` in `dir` with only `vars` choosing the store and its layers.
-fn orb(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orb"));
-    cmd.args(args).current_dir(dir);
-    for v in [
-        "DATABASE_URL",
-        "DB_BACKEND",
-        "ORB_PERSISTENCE",
-        "ORB_DATA_DIR",
-        "PERSISTENCE_OFFLINE_MODE",
-        "ORB_JOURNAL_DIR",
-        "PERSISTENCE_AUTO_SAVE",
-        "PERSISTENCE_CACHE_SIZE",
-        "DB_MAX_RETRIES",
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run orb");
-    Run {
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        ok: out.status.success(),
-    }
-}
-
-/// The one JSON object a `--json` run printed.
-fn object(run: &Run) -> Value {
-    let lines: Vec<&str> = run.out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON object expected, got:\n{}\nstderr:\n{}", run.out, run.err);
-    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", run.out))
-}
+use common::{object, orb, Run};
 
 #[test]
 fn sync_without_offline_mode_says_what_to_set() {
@@ -58,14 +19,14 @@ fn sync_without_offline_mode_says_what_to_set() {
     let vars = [("ORB_DATA_DIR", data.to_str().unwrap())];
     let run = orb(dir.path(), &vars, &["sync", "--json"]);
     assert!(!run.ok);
-    let v = object(&run);
+    let v = object(&run.out);
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"]["kind"], "InvalidInput");
     assert!(v["error"]["message"].as_str().unwrap().contains("PERSISTENCE_OFFLINE_MODE=true"), "{v}");
     let run = orb(dir.path(), &vars, &["sync"]);
     assert!(!run.ok && run.out.is_empty() && run.err.contains("no journal"), "{}", run.err);
     let run = orb(dir.path(), &[("PERSISTENCE_OFFLINE_MODE", "sometimes")], &["sync", "--json"]);
-    let v = object(&run);
+    let v = object(&run.out);
     assert!(!run.ok && v["error"]["message"].as_str().unwrap().contains("PERSISTENCE_OFFLINE_MODE"), "{v}");
 }
 
@@ -76,15 +37,11 @@ fn offline_mode_on_the_embedded_default_is_synced_after_a_wait() {
     let run = orb(dir.path(), &vars, &["demo", "--episodes", "5"]);
     assert!(run.ok, "{}\n{}", run.out, run.err);
     let run = orb(dir.path(), &vars, &["sync", "--wait", "30", "--json"]);
-    let v = object(&run);
+    let v = object(&run.out);
     assert!(run.ok, "{v}");
     assert_eq!((v["synced"].clone(), v["pending_writes"].clone()), (Value::Bool(true), 0.into()), "{v}");
     assert_eq!(v["circuit"], "closed", "{v}");
     assert!(dir.path().join("data/journal/log").is_dir() && dir.path().join("data/journal/replica").is_dir());
-}
-
-fn pairs<'a>(vars: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
-    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 fn free_port() -> u16 {
@@ -124,20 +81,20 @@ async fn an_agent_started_while_postgres_is_down_learns_and_syncs_later() {
 
     // Down: the agent starts, learns, and its writes wait in the journal.
     let down_vars = offline(&down);
-    let run = orb(dir.path(), &pairs(&down_vars), &["demo", "--episodes", "20"]);
+    let run = orb(dir.path(), &down_vars, &["demo", "--episodes", "20"]);
     assert!(run.ok, "the demo must run while the server is down:\n{}\n{}", run.out, run.err);
     assert!(run.out.contains("Starting fresh"), "{}", run.out);
-    let run = orb(dir.path(), &pairs(&down_vars), &["sync", "--json"]);
-    let status = object(&run);
+    let run = orb(dir.path(), &down_vars, &["sync", "--json"]);
+    let status = object(&run.out);
     assert!(!run.ok, "not synced while the server is down: {status}");
     assert!(status["pending_writes"].as_u64().unwrap() > 0, "{status}");
     assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{status}");
-    let local = object(&orb(dir.path(), &pairs(&down_vars), &["stats", "--json"]).out_json_line());
+    let local = object(&orb(dir.path(), &down_vars, &["stats", "--json"]).out_json_line().out);
 
     // Up: one `orb sync --wait` ships everything.
     let up_vars = offline(&up);
-    let run = orb(dir.path(), &pairs(&up_vars), &["sync", "--wait", "60", "--json"]);
-    let status = object(&run);
+    let run = orb(dir.path(), &up_vars, &["sync", "--wait", "60", "--json"]);
+    let status = object(&run.out);
     assert!(run.ok, "{status}\n{}", run.err);
     assert_eq!(status["pending_writes"], 0, "{status}");
     assert!(status["dead_letters"].as_array().unwrap().is_empty(), "{status}");
@@ -145,7 +102,7 @@ async fn an_agent_started_while_postgres_is_down_learns_and_syncs_later() {
     // The server holds what the journal's replica holds, and an agent without offline mode
     // resumes from it.
     let plain = [("DATABASE_URL", up.as_str())];
-    let server = object(&orb(dir.path(), &plain, &["stats", "--json"]).out_json_line());
+    let server = object(&orb(dir.path(), &plain, &["stats", "--json"]).out_json_line().out);
     assert_eq!(counts(&server), counts(&local), "server {server}\nlocal {local}");
     assert!(counts(&server).iter().any(|(_, n)| *n > 0), "{server}");
     let run = orb(dir.path(), &plain, &["demo", "--episodes", "2"]);
