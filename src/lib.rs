@@ -5,7 +5,7 @@ mod factory;
 
 pub use factory::{from_env, from_env_stacked, from_lookup_stacked, open, Store, BACKEND_FEATURES};
 pub use orbstore_core::*;
-pub use orbstore_layers::{Stacked, SyncStatus};
+pub use orbstore_layers::{JournalLayer, Stacked, SyncStatus};
 
 /// The backends compiled into this build.
 pub mod backends {
