@@ -10,7 +10,9 @@
 //!
 //! `cargo bench -p orbstore-layers --bench journal` (the PostgreSQL part needs the server
 //! programs of Debian's postgresql package, as the fault tests do; skip it with
-//! `JOURNAL_BENCH_SKIP_PG=1`).
+//! `JOURNAL_BENCH_SKIP_PG=1`, or run only it with `JOURNAL_BENCH_ONLY_PG=1`;
+//! `JOURNAL_BENCH_DOCS` sets how many documents it drains, default 50,000;
+//! `JOURNAL_BENCH_BATCH` and `JOURNAL_BENCH_FLUSHERS` override the journal's config).
 
 #[path = "../tests/journal_support/mod.rs"]
 mod journal_support;
@@ -179,12 +181,30 @@ async fn drain_vs_copy(dir: &std::path::Path, n: usize) -> (f64, f64, f64) {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    if std::env::var_os("JOURNAL_BENCH_ONLY_PG").is_none() {
+        local_figures(&rt, dir);
+    }
+    if std::env::var_os("JOURNAL_BENCH_SKIP_PG").is_none() {
+        let n = std::env::var("JOURNAL_BENCH_DOCS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+        let (drain, copy, backend) = rt.block_on(drain_vs_copy(&dir.join("drain"), n));
+        println!(
+            "drain into PostgreSQL: {drain:.0} docs/s; raw binary COPY of the same {n} documents: {copy:.0} docs/s; ratio {:.2}x (goal >= 0.5x); \
+             the PostgreSQL backend's own insert_many (1,000 a call): {backend:.0} docs/s ({:.2}x of COPY)",
+            drain / copy,
+            backend / copy
+        );
+    }
+}
+
+/// Figures 1 and 2 (local disk only).
+fn local_figures(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
     // Interleaved, so that both see the same disk (its latency drifts with other load).
     let (mut raws, mut singles) = (Vec::new(), Vec::new());
     for round in 0..4 {
-        raws.push(raw_fdatasync(dir.path(), 100));
-        singles.push(rt.block_on(single_write_p50(&dir.path().join(format!("single{round}")), 100)));
+        raws.push(raw_fdatasync(dir, 100));
+        singles.push(rt.block_on(single_write_p50(&dir.join(format!("single{round}")), 100)));
     }
     let (raw, single) = (p50(raws), p50(singles));
     println!(
@@ -193,17 +213,6 @@ fn main() {
         raw.as_secs_f64() * 1e3,
         single.as_secs_f64() / raw.as_secs_f64()
     );
-    let rate =
-        rt.block_on(concurrent_writes_per_second(&dir.path().join("conc"), 64, Duration::from_secs(5)));
+    let rate = rt.block_on(concurrent_writes_per_second(&dir.join("conc"), 64, Duration::from_secs(5)));
     println!("journaled writes/s with 64 concurrent writers: {rate:.0} (goal >= 20,000)");
-    if std::env::var_os("JOURNAL_BENCH_SKIP_PG").is_none() {
-        let n = 50_000;
-        let (drain, copy, backend) = rt.block_on(drain_vs_copy(&dir.path().join("drain"), n));
-        println!(
-            "drain into PostgreSQL: {drain:.0} docs/s; raw binary COPY of the same {n} documents: {copy:.0} docs/s; ratio {:.2}x (goal >= 0.5x); \
-             the PostgreSQL backend's own insert_many (1,000 a call): {backend:.0} docs/s ({:.2}x of COPY)",
-            drain / copy,
-            backend / copy
-        );
-    }
 }

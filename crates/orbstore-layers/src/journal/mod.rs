@@ -56,7 +56,8 @@ pub struct JournalConfig {
     /// with `Unavailable` ("the journal is full"). Default 256 MiB. The journal may exceed it by
     /// the one write that crossed it.
     pub max_pending_bytes: u64,
-    /// At most this many document states per batch shipped or checkpointed (default 1,000).
+    /// At most this many document states per batch shipped or checkpointed (default 10,000: a
+    /// backlog drains in few server transactions).
     pub batch: usize,
     /// The first retry delay after a failed sync (default 100 ms); it doubles, with jitter, up
     /// to `max_backoff` (default 30 s).
@@ -80,7 +81,7 @@ impl JournalConfig {
         JournalConfig {
             dir: dir.into(),
             max_pending_bytes: 256 << 20,
-            batch: 1000,
+            batch: 10_000,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
             flushers: 4,

@@ -7,7 +7,7 @@
 //! server has no transactions) or "delete X". A batch whose outcome is unknown (the connection
 //! dropped after it was sent) is simply sent again: a replayed `$inc` ships the same state, not
 //! a second increment, and a replayed insert replaces its own earlier copy instead of becoming a
-//! `Conflict`.
+//! `Conflict` (a batch tried insert-only first falls back to the replace on `Conflict`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -55,32 +55,32 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     // Halved after each failed attempt, doubled after each success: on a link that drops some
     // calls, a smaller batch (down to one entry) still gets through whole.
     let mut batch = shared.config.batch.max(1);
+    let mut hint = InsertFirst::default();
     loop {
-        // One local batch and one server batch per turn, so neither starves the other.
-        let mut progressed = match apply(&shared).await {
-            Ok(p) => {
-                shared.info.lock().local_error = None;
-                p
-            }
-            Err(e) => {
-                tracing::warn!(target: "orbstore::journal", "writing the local store failed (retried): {e}");
-                shared.info.lock().local_error = Some(e.to_string());
-                false
-            }
-        };
-        if last_flush.elapsed() >= CHECKPOINT_EVERY {
-            last_flush = tokio::time::Instant::now();
-            if let Err(e) = checkpoint(&shared).await {
-                tracing::warn!(target: "orbstore::journal", "flushing the local store failed (retried): {e}");
-                shared.info.lock().local_error = Some(e.to_string());
-            }
-        }
         if shared.force.swap(false, Ordering::AcqRel) {
             next_try = None;
             delays = backoff(&shared);
         }
-        if next_try.is_none_or(|t| t <= tokio::time::Instant::now()) {
-            match timed(&shared, ship(&shared, batch)).await {
+        let due = next_try.is_none_or(|t| t <= tokio::time::Instant::now());
+        // One local batch and one server batch per turn, so neither starves the other. They
+        // run side by side (the local store and the server are independent), except while the
+        // server is not seeded yet: seeding writes the server's documents into the local store,
+        // which must not race with newer states of the same documents applied from the journal.
+        let local = local_turn(&shared, &mut last_flush);
+        let remote = async {
+            if !due {
+                return None;
+            }
+            Some(timed(&shared, ship(&shared, batch, &mut hint)).await)
+        };
+        let (mut progressed, shipped) = if shared.info.lock().seeding_pending {
+            let progressed = local.await;
+            (progressed, remote.await)
+        } else {
+            tokio::join!(local, remote)
+        };
+        if let Some(r) = shipped {
+            match r {
                 Ok(p) => {
                     progressed |= p;
                     batch = (batch * 2).min(shared.config.batch.max(1));
@@ -126,6 +126,30 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             () = sleep => {}
         }
     }
+}
+
+/// The local half of a turn: one batch of durable entries into the local store, and a
+/// checkpoint when one is due; true when it wrote entries.
+async fn local_turn(shared: &Shared, last_flush: &mut tokio::time::Instant) -> bool {
+    let progressed = match apply(shared).await {
+        Ok(p) => {
+            shared.info.lock().local_error = None;
+            p
+        }
+        Err(e) => {
+            tracing::warn!(target: "orbstore::journal", "writing the local store failed (retried): {e}");
+            shared.info.lock().local_error = Some(e.to_string());
+            false
+        }
+    };
+    if last_flush.elapsed() >= CHECKPOINT_EVERY {
+        *last_flush = tokio::time::Instant::now();
+        if let Err(e) = checkpoint(shared).await {
+            tracing::warn!(target: "orbstore::journal", "flushing the local store failed (retried): {e}");
+            shared.info.lock().local_error = Some(e.to_string());
+        }
+    }
+    progressed
 }
 
 /// Runs one attempt to reach the server, abandoned after `attempt_timeout` (as `Unavailable`).
@@ -297,7 +321,7 @@ async fn apply_local(shared: &Shared, batch: &[Entry]) -> Result<()> {
 }
 
 /// Seeds what is not seeded yet, then ships one batch; true when it shipped something.
-async fn ship(shared: &Shared, max_ops: usize) -> Result<bool> {
+async fn ship(shared: &Shared, max_ops: usize, hint: &mut InsertFirst) -> Result<bool> {
     if shared.info.lock().seeding_pending {
         seed(shared).await?;
     }
@@ -307,7 +331,7 @@ async fn ship(shared: &Shared, max_ops: usize) -> Result<bool> {
     };
     let Some(upto) = batch.last().map(|e| e.seq) else { return Ok(false) };
     let start = Instant::now();
-    let dead = ship_batch(&*shared.inner, &batch).await?;
+    let dead = ship_batch(&*shared.inner, &batch, hint).await?;
     let latency = start.elapsed();
     if !dead.is_empty() {
         record_dead(shared, &dead).await;
@@ -347,6 +371,34 @@ async fn record_dead(shared: &Shared, dead: &[DeadLetter]) {
     }
 }
 
+/// Whether to try the next plan insert-only (see [`replace_in_transaction`]): yes, until one
+/// needs the full replace; then not for the next 1, 2, 4, ... 64 plans (doubling while
+/// insert-only keeps failing, as under a stream of updates), then yes again.
+#[derive(Debug, Default)]
+pub(crate) struct InsertFirst {
+    skip: u32,
+    penalty: u32,
+}
+
+impl InsertFirst {
+    fn now(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    fn learn(&mut self, tried: bool, fell_back: bool) {
+        if fell_back {
+            self.penalty = (self.penalty * 2).clamp(1, 64);
+            self.skip = self.penalty;
+        } else if tried {
+            self.penalty = 0;
+        }
+    }
+}
+
 /// What a batch does to one collection, coalesced: at most one state per document.
 #[derive(Default)]
 struct Plan {
@@ -356,8 +408,13 @@ struct Plan {
 }
 
 /// Ships a batch coalesced; when the server refuses part of it for good, ships it again entry
-/// by entry in sequence order to find and dead-letter exactly the refused writes.
-pub(crate) async fn ship_batch(inner: &dyn PersistenceBackend, batch: &[Entry]) -> Result<Vec<DeadLetter>> {
+/// by entry in sequence order to find and dead-letter exactly the refused writes. `hint`
+/// decides whether collections are tried insert-only first, and learns from the outcome.
+pub(crate) async fn ship_batch(
+    inner: &dyn PersistenceBackend,
+    batch: &[Entry],
+    hint: &mut InsertFirst,
+) -> Result<Vec<DeadLetter>> {
     let mut plans: Vec<(String, Plan)> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
     for op in batch.iter().flat_map(|e| e.ops.iter()) {
@@ -382,9 +439,13 @@ pub(crate) async fn ship_batch(inner: &dyn PersistenceBackend, batch: &[Entry]) 
     }
     let mut failed = None;
     for (c, plan) in &plans {
-        if let Err(e) = ship_plan(inner, c, plan).await {
-            failed = Some(e);
-            break;
+        let insert_first = hint.now();
+        match ship_plan(inner, c, plan, insert_first).await {
+            Ok(fell_back) => hint.learn(insert_first, fell_back),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
     match failed {
@@ -397,14 +458,17 @@ pub(crate) async fn ship_batch(inner: &dyn PersistenceBackend, batch: &[Entry]) 
     }
 }
 
-async fn ship_plan(inner: &dyn PersistenceBackend, c: &str, plan: &Plan) -> Result<()> {
+/// Ships one collection's plan; true when an insert-only attempt had to be replaced (see
+/// [`replace_in_transaction`]).
+async fn ship_plan(inner: &dyn PersistenceBackend, c: &str, plan: &Plan, insert_first: bool) -> Result<bool> {
     if plan.drop {
         inner.drop_collection(c).await?;
     }
     let coll = inner.collection(c).await?;
+    let mut fell_back = false;
     if !plan.docs.is_empty() {
         if inner.capabilities().transactions && plan.docs.len() > 1 {
-            replace_in_transaction(inner, c, plan).await?;
+            fell_back = replace_in_transaction(inner, c, plan, insert_first).await?;
         } else {
             put_states(&coll, plan.docs.iter().map(|(id, s)| (id.clone(), s.clone())).collect()).await?;
         }
@@ -414,25 +478,61 @@ async fn ship_plan(inner: &dyn PersistenceBackend, c: &str, plan: &Plan) -> Resu
     for spec in &plan.indexes {
         coll.create_index(spec.clone()).await?;
     }
-    Ok(())
+    Ok(fell_back)
 }
 
 /// Deletes every id of the batch and inserts the new states, in one transaction: two statements
 /// for any batch size (the insert is a binary COPY on PostgreSQL), idempotent, and free of
 /// spurious unique-index conflicts between the batch's own documents (after the delete none of
 /// them holds a key).
-async fn replace_in_transaction(inner: &dyn PersistenceBackend, c: &str, plan: &Plan) -> Result<()> {
-    let ids: Vec<Value> = plan.docs.keys().map(|id| Value::String(id.clone())).collect();
-    let puts: Vec<Document> = plan.docs.values().flatten().map(|d| (**d).clone()).collect();
+///
+/// With `insert_first`, it first tries the batch without deleting the documents it puts (only
+/// those it deletes): when none of them is on the server (a backlog of new documents) that is
+/// the same outcome for one statement less. If one of them is there after all (an update, a
+/// batch re-sent after its commit's answer was lost, another writer's document), the insert
+/// fails with `Conflict`, the transaction is rolled back whole, and the batch is replaced as
+/// above; true is then returned (the caller stops trying insert-only for a while).
+async fn replace_in_transaction(
+    inner: &dyn PersistenceBackend,
+    c: &str,
+    plan: &Plan,
+    insert_first: bool,
+) -> Result<bool> {
+    let deleted: Vec<Value> =
+        plan.docs.iter().filter(|(_, s)| s.is_none()).map(|(id, _)| Value::String(id.clone())).collect();
+    let has_puts = plan.docs.values().any(Option::is_some);
+    if insert_first && has_puts {
+        match replace_attempts(inner, c, plan, deleted).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => {}
+            other => return other.map(|()| false),
+        }
+    }
+    let all: Vec<Value> = plan.docs.keys().map(|id| Value::String(id.clone())).collect();
+    replace_attempts(inner, c, plan, all).await?;
+    Ok(insert_first && has_puts)
+}
+
+/// One transaction deleting `delete` and inserting the plan's states, retried (up to five
+/// times) when a concurrent transaction overtakes it.
+async fn replace_attempts(
+    inner: &dyn PersistenceBackend,
+    c: &str,
+    plan: &Plan,
+    delete: Vec<Value>,
+) -> Result<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let tx = inner.begin().await?;
         let result = async {
             let tc = tx.collection(c).await?;
-            tc.delete_many(&Filter::is_in(ID_FIELD, ids.clone())).await?;
+            if !delete.is_empty() {
+                tc.delete_many(&Filter::is_in(ID_FIELD, delete.clone())).await?;
+            }
+            // Cloned per attempt: the backend takes the documents by value.
+            let puts: Vec<Document> = plan.docs.values().flatten().map(|d| (**d).clone()).collect();
             if !puts.is_empty() {
-                tc.insert_many(puts.clone()).await?;
+                tc.insert_many(puts).await?;
             }
             Ok::<_, Error>(())
         }
