@@ -188,12 +188,14 @@ async fn the_breaker_opens_fails_fast_probes_in_bounded_numbers_and_closes() {
     let health = store.health().await;
     assert!(!health.healthy && health.message.contains("circuit open"), "{}", health.message);
 
-    // Half-open with the server still cut off: of many callers at once, exactly two probes
-    // reach the backend; they fail and the circuit opens again.
+    // Half-open with the server still cut off: of many callers at once, at most two probes
+    // reach the backend; they fail and the circuit opens again. (A cut fails at once, so the
+    // first probe may fail and reopen the circuit before a second caller is admitted: one or
+    // two probes, never more.)
     tokio::time::sleep(cool_down + Duration::from_millis(100)).await;
     let (ok, refused, failed) = burst(&c, 32).await;
-    assert_eq!((ok, refused, failed), (0, 30, 2));
-    assert_eq!(script.calls("find_by_id"), 2);
+    assert!(ok == 0 && (1..=2).contains(&failed) && refused == 32 - failed, "{:?}", (ok, refused, failed));
+    assert_eq!(script.calls("find_by_id") as usize, failed);
     assert_eq!(state().circuit, Circuit::Open);
 
     // Half-open with the server back behind a slow network: still exactly two probes while
