@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use orbstore_core::{
-    id_of, read_snapshot, Document, Error, Filter, IndexSpec, PersistenceBackend, Query, Result, ID_FIELD,
-};
+use orbstore_core::{read_snapshot, Document, Error, Filter, IndexSpec, PersistenceBackend, Query, Result};
 use tokio::sync::mpsc;
 
-use crate::archive::{ArchiveWriter, Compression, Spool};
-use crate::canonical::{self, ContentHasher};
+use crate::archive::Compression;
+use crate::builder::ArchiveBuilder;
 use crate::fsutil;
-use crate::manifest::{documents_path, indexes_path, CollectionManifest, Manifest, MANIFEST_PATH};
+use crate::manifest::Manifest;
 use crate::progress::{NoProgress, Progress, Unit};
 use crate::rotation;
 
@@ -231,16 +229,7 @@ async fn read_store(
     send(ToWriter::Finish(Box::new(manifest))).await
 }
 
-/// One collection being written.
-struct Open {
-    name: String,
-    indexes: Vec<IndexSpec>,
-    spool: Spool,
-    hasher: ContentHasher,
-    last_id: Option<String>,
-}
-
-/// The writing side (a blocking thread): canonical lines, their hash, compression, the tar.
+/// The writing side (a blocking thread): the messages of the reading side, into an archive.
 fn write_archive(
     mut rx: mpsc::Receiver<ToWriter>,
     file: std::fs::File,
@@ -248,77 +237,17 @@ fn write_archive(
     compression: Compression,
     mtime: u64,
 ) -> Result<Option<(std::fs::File, Manifest)>> {
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |e: std::io::Error| Error::io(format!("writing the archive ({what})"), e)
-    };
-    let mut writer = ArchiveWriter::new(file, dir, compression, mtime);
-    let mut done: Vec<CollectionManifest> = Vec::new();
-    let mut open: Option<Open> = None;
-    let mut line = Vec::with_capacity(4096);
+    let mut builder = ArchiveBuilder::new(file, dir, compression, mtime);
     while let Some(msg) = rx.blocking_recv() {
         match msg {
-            ToWriter::Collection { name, indexes } => {
-                let specs = orbstore_core::serde_json::to_vec_pretty(&indexes)
-                    .map_err(|e| Error::backend("encoding index specs", e))?;
-                writer.append_bytes(&indexes_path(&name), &specs).map_err(io(&indexes_path(&name)))?;
-                let spool = writer.spool().map_err(io("spool file"))?;
-                open = Some(Open { name, indexes, spool, hasher: ContentHasher::new(), last_id: None });
-            }
+            ToWriter::Collection { name, indexes } => builder.begin_collection(name, indexes)?,
             ToWriter::Documents(docs) => {
-                let Some(c) = open.as_mut() else {
-                    return Err(Error::backend("documents outside a collection", ""));
-                };
-                for doc in docs {
-                    let Some(id) = id_of(&doc) else {
-                        return Err(Error::corrupt(format!(
-                            "collection {:?} returned a document without a string {ID_FIELD}",
-                            c.name
-                        )));
-                    };
-                    // The archive promises `_id` order (restore and migrate rely on it); a
-                    // backend that breaks it is a bug to report, not to paper over.
-                    if c.last_id.as_deref().is_some_and(|last| last >= id) {
-                        return Err(Error::backend(
-                            format!(
-                                "collection {:?} streamed {id:?} after {:?}: not in _id order",
-                                c.name,
-                                c.last_id.as_deref().unwrap_or_default()
-                            ),
-                            "order",
-                        ));
-                    }
-                    c.last_id = Some(id.to_owned());
-                    line.clear();
-                    canonical::write_document(&doc, &mut line);
-                    line.push(b'\n');
-                    c.hasher.add_line(&line);
-                    std::io::Write::write_all(&mut c.spool, &line).map_err(io("spool file"))?;
+                for doc in &docs {
+                    builder.document(doc)?;
                 }
             }
-            ToWriter::EndCollection => {
-                let Some(c) = open.take() else { return Err(Error::backend("end outside a collection", "")) };
-                let path = documents_path(&c.name);
-                writer.append_spool(&path, c.spool).map_err(io(&path))?;
-                let d = c.hasher.finish();
-                done.push(CollectionManifest {
-                    name: c.name,
-                    count: d.count,
-                    bytes: d.bytes,
-                    sha256: d.sha256,
-                    indexes: c.indexes,
-                });
-            }
-            ToWriter::Finish(manifest) => {
-                let mut manifest = *manifest;
-                done.sort_by(|a, b| a.name.cmp(&b.name));
-                manifest.collections = done;
-                let bytes = orbstore_core::serde_json::to_vec_pretty(&manifest)
-                    .map_err(|e| Error::backend("encoding the manifest", e))?;
-                writer.append_bytes(MANIFEST_PATH, &bytes).map_err(io(MANIFEST_PATH))?;
-                let file = writer.finish().map_err(io("end of archive"))?;
-                return Ok(Some((file, manifest)));
-            }
+            ToWriter::EndCollection => builder.end_collection()?,
+            ToWriter::Finish(manifest) => return builder.finish(*manifest).map(Some),
         }
     }
     // The reading side stopped (and reports why).

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod backup;
+mod builder;
 pub mod canonical;
 pub mod export;
 mod fsutil;
@@ -11,6 +12,7 @@ pub mod manifest;
 pub mod migrate;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod rotation;
 mod verify;
 
