@@ -79,7 +79,7 @@ impl TimeUnit {
             }
         };
         let f = value.as_f64()?;
-        f.is_finite().then(|| (f * scale) as i128)
+        f.is_finite().then_some((f * scale) as i128)
     }
 }
 
@@ -236,7 +236,7 @@ pub async fn remove_policy(store: &dyn PersistenceBackend, collection: &str) -> 
     if !store.list_collections().await?.iter().any(|c| c == POLICIES) {
         return Ok(false);
     }
-    Ok(store.collection(POLICIES).await?.delete_by_id(collection).await?)
+    store.collection(POLICIES).await?.delete_by_id(collection).await
 }
 
 /// Every stored policy, by collection name. A damaged record is `Corrupt` naming it.
