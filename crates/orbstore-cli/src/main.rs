@@ -36,6 +36,7 @@ mod export;
 mod inspect;
 mod output;
 mod restore;
+mod retention;
 mod sync;
 
 /// The agent's user id in the stores.
@@ -74,6 +75,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Export documents as JSON lines or JSON, to a file or stdout.
     Export(export::ExportArgs),
+    /// Retention policies kept in the store, and their run (delete, or archive then delete).
+    Retention(retention::RetentionArgs),
+    /// The cold archives retention wrote (ORB_ARCHIVE_DIR, default ./archives; no store needed).
+    Archive(retention::ArchiveArgs),
     /// Where the offline journal's sync to the server stands; --wait ships it and waits.
     Sync(sync::SyncArgs),
     /// Collections, counts, sizes, the backend and its health.
@@ -100,6 +105,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Inspect(args) => return inspect::run(args).await,
+        Command::Archive(args) => return retention::archive(args),
         other => other,
     };
     let stacked = match orbstore::from_env_stacked().await {
@@ -110,6 +116,7 @@ async fn main() -> ExitCode {
                 Command::Restore(a) => a.json,
                 Command::Export(a) => a.json,
                 Command::Sync(a) => a.json,
+                Command::Retention(a) => a.json,
                 _ => false,
             };
             if as_json {
@@ -129,7 +136,10 @@ async fn main() -> ExitCode {
         Command::Restore(args) => return closing(&store, restore::run(&store, args).await).await,
         Command::Export(args) => return closing(&store, export::run(&store, args).await).await,
         Command::Sync(args) => return closing(&store, sync::run(&stacked, args).await).await,
-        Command::Migrate(_) | Command::Inspect(_) => unreachable!("handled before the store is opened"),
+        Command::Retention(args) => return closing(&store, retention::run(&store, args).await).await,
+        Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
+            unreachable!("handled before the store is opened")
+        }
     };
     let closed = store.close().await;
     match result.and(closed) {

@@ -1,0 +1,104 @@
+//! `orb retention` and `orb archive` end to end through the binary, on the file backend: a policy
+//! stored, a dry run that changes nothing, a run that archives then deletes, the archive listed
+//! and read back, and bad input named.
+
+mod common;
+
+use common::{object, orb};
+use serde_json::Value;
+
+#[test]
+fn retention_archives_then_deletes_and_the_archive_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let archives = dir.path().join("cold");
+    let vars = [("ORB_ARCHIVE_DIR", archives.to_str().unwrap())];
+    let run = orb(dir.path(), &vars, &["demo", "--episodes", "20"]);
+    assert!(run.ok, "{}", run.err);
+    let stats = |dir: &std::path::Path| -> Value {
+        let run = orb(dir, &vars, &["stats", "--json"]);
+        serde_json::from_str(&run.out).unwrap()
+    };
+    let experiences = |v: &Value| -> u64 {
+        v["collections"].as_array().unwrap().iter().find(|c| c["name"] == "experiences").unwrap()["documents"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = experiences(&stats(dir.path()));
+    assert!(before > 0);
+
+    let set = [
+        "retention",
+        "set",
+        "experiences",
+        "--time-field",
+        "timestamp",
+        "--unit",
+        "millis",
+        "--max-age",
+        "1s",
+        "--archive",
+        "--json",
+    ];
+    let v = object(&orb(dir.path(), &vars, &set).out);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["stored"][0]["action"], "archive");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+
+    let dry = object(&orb(dir.path(), &vars, &["retention", "run", "--dry-run", "--json"]).out);
+    assert_eq!(
+        (dry["dry_run"].clone(), dry["collections"][0]["due"].as_u64()),
+        (Value::Bool(true), Some(before)),
+        "{dry}"
+    );
+    assert_eq!(experiences(&stats(dir.path())), before, "a dry run changes nothing");
+
+    let done = object(&orb(dir.path(), &vars, &["retention", "run", "--json"]).out);
+    assert_eq!(done["collections"][0]["archived"].as_u64(), Some(before), "{done}");
+    assert_eq!(done["collections"][0]["deleted"].as_u64(), Some(before), "{done}");
+    assert_eq!(experiences(&stats(dir.path())), 0);
+
+    let listed = object(&orb(dir.path(), &vars, &["archive", "list", "--json"]).out);
+    let total: u64 =
+        listed["archives"].as_array().unwrap().iter().map(|a| a["documents"].as_u64().unwrap()).sum();
+    assert_eq!(total, before, "{listed}");
+    let read = orb(dir.path(), &vars, &["archive", "read", "experiences"]);
+    assert!(read.ok, "{}", read.err);
+    assert_eq!(read.out.lines().count() as u64, before);
+    for line in read.out.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        assert!(doc["timestamp"].is_u64() && doc["user"] == "grid-agent", "{doc}");
+    }
+
+    // Bad input names what was wrong, with exit code 1 (clap's own usage errors exit 2).
+    for (args, needle) in [
+        (
+            vec![
+                "retention",
+                "set",
+                "x",
+                "--time-field",
+                "t",
+                "--unit",
+                "parsecs",
+                "--max-age",
+                "1d",
+                "--json",
+            ],
+            "parsecs",
+        ),
+        (vec!["retention", "set", "x", "--time-field", "t", "--unit", "ms", "--json"], "--max-age"),
+        (
+            vec!["retention", "set", "x", "--time-field", "t", "--unit", "ms", "--max-age", "soon", "--json"],
+            "soon",
+        ),
+        (vec!["retention", "run", "--collection", "nope", "--json"], "nope"),
+        (vec!["retention", "preset", "sml-guardian", "--json"], "--time-field"),
+    ] {
+        let run = orb(dir.path(), &vars, &args);
+        let v = object(&run.out);
+        assert!(!run.ok && v["ok"] == false, "{args:?}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{args:?}: {v}");
+    }
+    let run = orb(dir.path(), &vars, &["archive", "read", "experiences", "--from", "12-2026"]);
+    assert!(!run.ok && run.err.contains("YYYY-MM"), "{}", run.err);
+}
