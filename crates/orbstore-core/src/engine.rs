@@ -154,13 +154,14 @@ impl CollectionEngine {
         broken
     }
 
-    /// The documents matching a filter, in `_id` order; a key lookup when the filter pins `_id`.
+    /// The documents matching a filter, in `_id` order; key lookups when the filter pins `_id`
+    /// to a list (`$eq` or `$in`).
     fn candidates<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = &'a Arc<Document>> + 'a {
-        let (one, all) = match filter.pinned_id() {
-            Some(id) => (self.docs.get(id), None),
+        let (some, all) = match filter.pinned_ids() {
+            Some(ids) => (Some(ids.into_iter().filter_map(|id| self.docs.get(id))), None),
             None => (None, Some(self.docs.values())),
         };
-        one.into_iter().chain(all.into_iter().flatten()).filter(move |d| filter.matches(d))
+        some.into_iter().flatten().chain(all.into_iter().flatten()).filter(move |d| filter.matches(d))
     }
 
     /// The documents and index specs as they are now, for a snapshot (O(1): the map is shared).

@@ -198,6 +198,27 @@ impl Filter {
             _ => None,
         }
     }
+
+    /// When the filter limits `_id` to a list (`{_id: "x"}` or `{_id: {$in: [...]}}`, possibly
+    /// ANDed with more), the ids it can match, sorted and without repeats (operands that are
+    /// not strings match no `_id`). Backends look them up by key instead of scanning.
+    pub fn pinned_ids(&self) -> Option<Vec<&str>> {
+        match self {
+            Filter::Field { path, conditions } if path.as_str() == "_id" => conditions.iter().find_map(|c| {
+                let mut ids: Vec<&str> = match c {
+                    Condition::Eq(Value::String(s)) => vec![s.as_str()],
+                    Condition::Eq(_) => Vec::new(),
+                    Condition::In(values) => values.iter().filter_map(Value::as_str).collect(),
+                    _ => return None,
+                };
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
+            }),
+            Filter::And(fs) => fs.iter().find_map(Filter::pinned_ids),
+            _ => None,
+        }
+    }
 }
 
 impl TryFrom<Value> for Filter {
@@ -498,6 +519,19 @@ mod tests {
         assert!(Filter::or([]).validate().is_err());
         assert!(Filter::not("a", vec![]).validate().is_err());
         Filter::and([Filter::eq("a", 1), Filter::gt("b.c", 2)]).validate().unwrap();
+    }
+
+    #[test]
+    fn pinned_ids_find_lists_of_keys() {
+        let f = Filter::and([
+            Filter::is_in("_id", [json!("b"), json!("a"), json!(3), json!("b")]),
+            Filter::eq("n", 1),
+        ]);
+        assert_eq!(f.pinned_ids(), Some(vec!["a", "b"]));
+        assert_eq!(Filter::eq("_id", "x").pinned_ids(), Some(vec!["x"]));
+        assert_eq!(Filter::eq("_id", 5).pinned_ids(), Some(vec![]));
+        assert_eq!(Filter::is_in("a", [json!("x")]).pinned_ids(), None);
+        assert_eq!(Filter::gt("_id", "x").pinned_ids(), None);
     }
 
     #[test]

@@ -170,11 +170,33 @@ fn not(conjuncts: Vec<Sql>) -> Vec<Sql> {
     vec![Sql { text: format!("NOT IFNULL(({}), 0)", inner.text), params: inner.params }]
 }
 
+/// `$in`: the strings in one `IN` list under one type guard, the numbers in another, and
+/// `null` and booleans as equalities, joined by `OR`. One `OR` branch per operand would hit
+/// SQLite's expression depth limit (1,000) at a few hundred operands, which retention's
+/// 1,000-id deletes reach.
 fn any_of(t: &str, v: &str, operands: &[Value]) -> Option<Vec<Sql>> {
     if operands.is_empty() {
         return Some(vec![Sql::lit("0")]);
     }
-    let parts = operands.iter().map(|o| eq(t, v, o).map(and_all)).collect::<Option<Vec<_>>>()?;
+    let mut parts = Vec::new();
+    let (mut strings, mut numbers) = (Vec::new(), Vec::new());
+    for o in operands {
+        match o {
+            Value::String(s) => strings.push(SqlValue::Text(s.clone())),
+            Value::Number(n) => numbers.push(number_param(n)),
+            other => parts.push(and_all(eq(t, v, other)?)),
+        }
+    }
+    for (class, params) in [(STRING, strings), (NUMBER, numbers)] {
+        if params.is_empty() {
+            continue;
+        }
+        let marks = vec!["?"; params.len()].join(", ");
+        parts.push(and_all(vec![
+            Sql::lit(&guard(t, class)),
+            Sql { text: format!("{v} IN ({marks})"), params },
+        ]));
+    }
     Some(vec![Sql::join(parts, " OR ")])
 }
 
