@@ -27,6 +27,7 @@ macro_rules! say {
     }};
 }
 
+mod audit;
 mod bars;
 mod import;
 mod migrate;
@@ -79,6 +80,8 @@ enum Command {
     Retention(retention::RetentionArgs),
     /// The cold archives retention wrote (ORB_ARCHIVE_DIR, default ./archives; no store needed).
     Archive(retention::ArchiveArgs),
+    /// The store's audit log (access_logs): restores, retention runs, policy changes.
+    Audit(audit::AuditArgs),
     /// Where the offline journal's sync to the server stands; --wait ships it and waits.
     Sync(sync::SyncArgs),
     /// Collections, counts, sizes, the backend and its health.
@@ -117,6 +120,7 @@ async fn main() -> ExitCode {
                 Command::Export(a) => a.json,
                 Command::Sync(a) => a.json,
                 Command::Retention(a) => a.json,
+                Command::Audit(a) => a.json,
                 _ => false,
             };
             if as_json {
@@ -137,6 +141,7 @@ async fn main() -> ExitCode {
         Command::Export(args) => return closing(&store, export::run(&store, args).await).await,
         Command::Sync(args) => return closing(&store, sync::run(&stacked, args).await).await,
         Command::Retention(args) => return closing(&store, retention::run(&store, args).await).await,
+        Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
             unreachable!("handled before the store is opened")
         }

@@ -38,7 +38,17 @@ pub async fn run(store: &Store, args: RestoreArgs) -> ExitCode {
         batch_size: args.batch_size,
         progress: Arc::new(Bars::new(args.json)),
     };
-    match orbstore_ops::restore(store, &args.path, &options).await {
+    let result = orbstore_ops::restore(store, &args.path, &options).await;
+    let target = args.path.display().to_string();
+    match &result {
+        Ok(r) => {
+            let counts =
+                json!({"documents": r.manifest.total_documents(), "collections": r.collections.len()});
+            crate::audit::note(&**store, "restore", &target, Ok(counts)).await
+        }
+        Err(e) => crate::audit::note(&**store, "restore", &target, Err(&e.error)).await,
+    }
+    match result {
         Ok(report) => print(store, &report, args.json),
         Err(e) => {
             let mut fields = output::fields(json!({"archive": args.path}));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use orbstore::{Error, Result, Store};
 use orbstore_ops::retention::{self, cold, presets, Action, RetentionOptions, RetentionPolicy, TimeUnit};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::bars::Bars;
 use crate::output::{self, Channel};
@@ -129,7 +129,12 @@ pub async fn run(store: &Store, args: RetentionArgs) -> ExitCode {
             Err(e) => Err(e),
         },
         RetentionCommand::Remove { collection } => {
-            retention::remove_policy(&**store, &collection).await.map(|removed| {
+            let removed = retention::remove_policy(&**store, &collection).await;
+            if !matches!(removed, Ok(false)) {
+                let counts = removed.as_ref().map(|_| json!({"removed": true}));
+                crate::audit::note(&**store, "retention-policy", &collection, counts).await;
+            }
+            removed.map(|removed| {
                 let human = if removed {
                     format!("Removed the retention policy of {collection}.")
                 } else {
@@ -138,7 +143,15 @@ pub async fn run(store: &Store, args: RetentionArgs) -> ExitCode {
                 (output::fields(json!({"collection": collection, "removed": removed})), vec![human])
             })
         }
-        RetentionCommand::Run { dry_run, collections } => apply(store, dry_run, collections, json).await,
+        RetentionCommand::Run { dry_run, collections } => {
+            let result = apply(store, dry_run, collections, json).await;
+            // A dry run changes nothing, so it is not an operation to audit.
+            if !dry_run {
+                let counts = result.as_ref().map(|(fields, _)| audit_counts(fields));
+                crate::audit::note(&**store, "retention", "every policy", counts).await;
+            }
+            result
+        }
     };
     match result {
         Ok((fields, human)) => output::success(json, Channel::Stdout, fields, &human),
@@ -147,6 +160,21 @@ pub async fn run(store: &Store, args: RetentionArgs) -> ExitCode {
 }
 
 type Report = (serde_json::Map<String, serde_json::Value>, Vec<String>);
+
+/// A run's audit figures: deleted and archived per collection.
+fn audit_counts(fields: &Map<String, Value>) -> Value {
+    let per: Map<String, Value> = fields
+        .get("collections")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c.get("collection")?.as_str()?.to_owned();
+            Some((name, json!({"deleted": c.get("deleted"), "archived": c.get("archived")})))
+        })
+        .collect();
+    Value::Object(per)
+}
 
 fn describe(p: &RetentionPolicy) -> String {
     let mut rule = Vec::new();
@@ -184,7 +212,10 @@ async fn store_policies(store: &Store, policies: Vec<RetentionPolicy>) -> Result
         p.validate()?;
     }
     for p in &policies {
-        retention::set_policy(&**store, p).await?;
+        let stored = retention::set_policy(&**store, p).await;
+        let counts = stored.as_ref().map(|()| serde_json::to_value(p).unwrap_or_default());
+        crate::audit::note(&**store, "retention-policy", &p.collection, counts).await;
+        stored?;
     }
     let human = policies.iter().map(|p| format!("Stored: {}", describe(p))).collect();
     Ok((output::fields(json!({"stored": policies})), human))

@@ -160,8 +160,14 @@ async fn damaged_archives_fail_inspect_and_restore_and_write_nothing() {
     let v = object(&r.out);
     assert_eq!((v["ok"].clone(), v["wrote_anything"].clone()), (json!(false), json!(false)), "{v}");
     assert_eq!(v["error"]["kind"], "Corrupt");
+    // Nothing of the archive was written; the audit log has the failed attempt.
     let r = orb(dir.path(), &target, &["export"]);
-    assert!(r.ok && r.out.is_empty(), "the target holds nothing: {}", r.out);
+    let lines: Vec<Value> = r.out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(r.ok && lines.len() == 1, "the target holds only its audit record: {}", r.out);
+    assert_eq!(
+        (lines[0]["collection"].clone(), lines[0]["document"]["outcome"].clone()),
+        (json!("access_logs"), json!("failed"))
+    );
 
     let r = orb(dir.path(), NO_VARS, &["inspect", "missing.tar.gz"]);
     assert!(!r.ok && r.err.contains("no archive at missing.tar.gz"), "{}", r.err);

@@ -69,6 +69,17 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
         assert!(doc["timestamp"].is_u64() && doc["user"] == "grid-agent", "{doc}");
     }
 
+    // The audit log holds the policy change and the run (not the dry run), by ORB_ACTOR.
+    let audited = [("ORB_ARCHIVE_DIR", archives.to_str().unwrap()), ("ORB_ACTOR", "ops-team")];
+    let log = object(&orb(dir.path(), &audited, &["audit", "--json"]).out);
+    let records = log["records"].as_array().unwrap();
+    let whats: Vec<&str> = records.iter().map(|r| r["what"].as_str().unwrap()).collect();
+    assert_eq!(whats, ["retention-policy", "retention"], "{log}");
+    assert_eq!(records[1]["counts"]["experiences"]["archived"].as_u64(), Some(before), "{log}");
+    assert_eq!(records[1]["outcome"], "ok");
+    let last = object(&orb(dir.path(), &audited, &["audit", "--last", "1", "--json"]).out);
+    assert_eq!(last["records"].as_array().unwrap().len(), 1);
+
     // Bad input names what was wrong, with exit code 1 (clap's own usage errors exit 2).
     for (args, needle) in [
         (

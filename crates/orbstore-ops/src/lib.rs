@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod audit;
 pub mod backup;
 mod builder;
 pub mod canonical;
