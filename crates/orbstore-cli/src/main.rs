@@ -29,6 +29,7 @@ macro_rules! say {
 
 mod audit;
 mod bars;
+mod compact;
 mod import;
 mod migrate;
 
@@ -80,6 +81,13 @@ enum Command {
     Retention(retention::RetentionArgs),
     /// The cold archives retention wrote (ORB_ARCHIVE_DIR, default ./archives; no store needed).
     Archive(retention::ArchiveArgs),
+    /// Reclaim the space of deleted and overwritten documents (file snapshots, SQLite VACUUM,
+    /// PostgreSQL VACUUM (ANALYZE), MongoDB compact), with the bytes before and after.
+    Compact {
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// The store's audit log (access_logs): restores, retention runs, policy changes.
     Audit(audit::AuditArgs),
     /// Where the offline journal's sync to the server stands; --wait ships it and waits.
@@ -121,6 +129,7 @@ async fn main() -> ExitCode {
                 Command::Sync(a) => a.json,
                 Command::Retention(a) => a.json,
                 Command::Audit(a) => a.json,
+                Command::Compact { json } => *json,
                 _ => false,
             };
             if as_json {
@@ -142,6 +151,7 @@ async fn main() -> ExitCode {
         Command::Sync(args) => return closing(&store, sync::run(&stacked, args).await).await,
         Command::Retention(args) => return closing(&store, retention::run(&store, args).await).await,
         Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
+        Command::Compact { json } => return closing(&store, compact::run(&store, json).await).await,
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
             unreachable!("handled before the store is opened")
         }

@@ -81,6 +81,20 @@ pub struct StorageStats {
     pub storage_bytes: Option<u64>,
 }
 
+/// What [`PersistenceBackend::compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CompactReport {
+    /// The backend's kind.
+    pub backend: String,
+    /// What was done, in words (`rewrote the snapshot of q_values`, `VACUUM`, ...), and what
+    /// could not be (a server that refuses `compact` says so here, not as an error).
+    pub actions: Vec<String>,
+    /// Bytes the store occupied before, when the backend knows.
+    pub bytes_before: Option<u64>,
+    /// Bytes it occupies after.
+    pub bytes_after: Option<u64>,
+}
+
 impl StorageStats {
     /// The total number of documents.
     pub fn total_documents(&self) -> u64 {
@@ -332,4 +346,12 @@ pub trait PersistenceBackend: Send + Sync + fmt::Debug {
     /// Flushes and releases resources. Every later operation on the backend or its handles
     /// fails with `InvalidInput`; closing twice is fine.
     async fn close(&self) -> Result<()>;
+
+    /// Reclaims the space of deleted and overwritten documents, as the engine does it (the file
+    /// backend rewrites its snapshots, SQLite runs `VACUUM`, PostgreSQL `VACUUM (ANALYZE)` of the
+    /// collection tables, MongoDB `compact` where the server allows). Every document and index
+    /// stays as it was. The default: `Unsupported`, naming the backend.
+    async fn compact(&self) -> Result<CompactReport> {
+        Err(crate::Error::unsupported(format!("the {} backend does not offer compaction", self.kind())))
+    }
 }

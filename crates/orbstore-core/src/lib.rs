@@ -22,8 +22,8 @@ mod typed;
 mod update;
 
 pub use backend::{
-    Capabilities, Collection, CollectionRef, CollectionStats, DocumentStream, HealthReport, IndexSpec,
-    PersistenceBackend, StorageStats, Transaction, Upserted,
+    Capabilities, Collection, CollectionRef, CollectionStats, CompactReport, DocumentStream, HealthReport,
+    IndexSpec, PersistenceBackend, StorageStats, Transaction, Upserted,
 };
 pub use config::{
     parse_bool, BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin,

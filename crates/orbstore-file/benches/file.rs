@@ -83,7 +83,7 @@ fn flush_1000_changes(c: &mut Criterion, rt: &Runtime) {
             for chunk in docs.chunks(50_000) {
                 coll.insert_many(chunk.to_vec()).await.expect("load");
             }
-            store.compact("big").await.expect("compact");
+            store.compact_collection("big").await.expect("compact");
             (store, coll)
         });
         let ids: Vec<String> = docs

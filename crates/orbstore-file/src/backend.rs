@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use orbstore_core::engine::CollectionEngine;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, FileConfig, FileSync,
-    HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error, FileConfig,
+    FileSync, HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -306,7 +306,7 @@ impl FileBackend {
 
     /// Rewrites the collection's snapshot and empties its log now (it also happens on its own
     /// when the log outgrows the snapshot).
-    pub async fn compact(&self, name: &str) -> Result<()> {
+    pub async fn compact_collection(&self, name: &str) -> Result<()> {
         validate_collection_name(name)?;
         self.inner.check_usable()?;
         let inner = self.inner.clone();
@@ -458,6 +458,22 @@ impl PersistenceBackend for FileBackend {
     async fn flush(&self) -> Result<()> {
         self.inner.check_usable()?;
         self.blocking("the flush task failed", |inner| inner.flush_blocking()).await
+    }
+
+    /// Rewrites every collection's snapshot and empties its log (and the transaction log).
+    async fn compact(&self) -> Result<CompactReport> {
+        let before = self.stats().await?.storage_bytes;
+        let names: Vec<String> = self.inner.state.read().collections.keys().cloned().collect();
+        let mut actions = Vec::new();
+        for name in names {
+            self.compact_collection(&name).await?;
+            actions.push(format!("rewrote the snapshot of {name} and emptied its log"));
+        }
+        if actions.is_empty() {
+            actions.push("no collections".to_owned());
+        }
+        let after = self.stats().await?.storage_bytes;
+        Ok(CompactReport { backend: "file".into(), actions, bytes_before: before, bytes_after: after })
     }
 
     async fn close(&self) -> Result<()> {

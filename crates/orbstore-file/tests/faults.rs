@@ -80,7 +80,7 @@ async fn garbage_snapshot_is_moved_aside_and_the_log_still_replays() {
         let store = open(dir.path(), FileSync::Always).await;
         let c = store.collection("t").await.unwrap();
         c.insert_value(json!({"_id": "in-snapshot"})).await.unwrap();
-        store.compact("t").await.unwrap();
+        store.compact_collection("t").await.unwrap();
         c.insert_value(json!({"_id": "in-log"})).await.unwrap();
         store.close().await.unwrap();
     }
@@ -191,7 +191,7 @@ async fn hand_written_json_files_load_and_are_never_modified() {
         );
         for name in ["qtable", "user_profiles"] {
             store.collection(name).await.unwrap().insert_value(json!({"_id": "new"})).await.unwrap();
-            store.compact(name).await.unwrap();
+            store.compact_collection(name).await.unwrap();
         }
         store.close().await.unwrap();
     }

@@ -72,7 +72,7 @@ async fn compaction_rewrites_the_snapshot_and_empties_the_log() {
     }
     let log = dir.path().join("t.log");
     let before = std::fs::metadata(&log).unwrap().len();
-    store.compact("t").await.unwrap();
+    store.compact_collection("t").await.unwrap();
     assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
     assert!(before > 0);
     assert!(dir.path().join("t.json").exists());
@@ -137,7 +137,7 @@ async fn files_are_private() {
     let data = dir.path().join("data");
     let store = open(&data, FileSync::Always).await;
     store.collection("t").await.unwrap().insert_value(json!({"a": 1})).await.unwrap();
-    store.compact("t").await.unwrap();
+    store.compact_collection("t").await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     for f in ["t.json", "t.log", "_orbstore.lock", "_orbstore.txlog"] {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, Collection, CollectionRef, Document, DocumentStream, Filter, HealthReport, Id, IndexSpec,
-    PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update, Upserted,
+    Capabilities, Collection, CollectionRef, CompactReport, Document, DocumentStream, Filter, HealthReport,
+    Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update, Upserted,
 };
 
 /// What an operation is, for a layer deciding how to run it.
@@ -141,6 +141,11 @@ impl<A: Around> PersistenceBackend for AroundBackend<A> {
     async fn flush(&self) -> Result<()> {
         let inner = &self.inner;
         self.layer.call(op("flush", None, true, true, false), || inner.flush()).await
+    }
+
+    async fn compact(&self) -> Result<CompactReport> {
+        let inner = &self.inner;
+        self.layer.call(op("compact", None, true, true, false), || inner.compact()).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -42,8 +42,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
 use orbstore_core::{
-    id_of, Capabilities, Collection, CollectionRef, Document, DocumentStream, Error, Filter, HealthReport,
-    Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update, Upserted,
+    id_of, Capabilities, Collection, CollectionRef, CompactReport, Document, DocumentStream, Error, Filter,
+    HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
+    Update, Upserted,
 };
 use parking_lot::Mutex;
 
@@ -307,6 +308,11 @@ impl PersistenceBackend for CacheLayer {
 
     async fn flush(&self) -> Result<()> {
         self.inner.flush().await
+    }
+
+    /// The backend's (documents do not change, so the cache stays valid).
+    async fn compact(&self) -> Result<CompactReport> {
+        self.inner.compact().await
     }
 
     async fn close(&self) -> Result<()> {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, CollectionRef, Error, HealthReport, PersistenceBackend, Result, Snapshot, StorageStats,
-    Transaction,
+    Capabilities, CollectionRef, CompactReport, Error, HealthReport, PersistenceBackend, Result, Snapshot,
+    StorageStats, Transaction,
 };
 
 /// Opens the backend; called again after a failure.
@@ -120,6 +120,10 @@ impl PersistenceBackend for LazyBackend {
             Some(b) => b.flush().await,
             None => Ok(()),
         }
+    }
+
+    async fn compact(&self) -> Result<CompactReport> {
+        self.get().await?.compact().await
     }
 
     /// Closes the backend if it was opened; later operations are refused, never reopened.

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport,
-    PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
+    HealthReport, PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::RwLock;
 
@@ -161,6 +161,17 @@ impl PersistenceBackend for MemoryBackend {
     async fn flush(&self) -> Result<()> {
         // Nothing to make durable: Capabilities::durable_flush is false.
         self.shared.check_open()
+    }
+
+    /// Nothing to reclaim: only live documents are held (deleted ones are freed at once).
+    async fn compact(&self) -> Result<CompactReport> {
+        self.shared.check_open()?;
+        Ok(CompactReport {
+            backend: "memory".into(),
+            actions: vec!["nothing to reclaim: the memory backend frees deleted documents at once".into()],
+            bytes_before: None,
+            bytes_after: None,
+        })
     }
 
     async fn close(&self) -> Result<()> {

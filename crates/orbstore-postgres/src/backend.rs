@@ -11,8 +11,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use orbstore_core::config::PostgresConfig;
 use orbstore_core::shapes::Shapes;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, Error, HealthReport,
-    PersistenceBackend, Result, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
+    HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
 };
 use parking_lot::RwLock;
 use tokio_postgres::config::SslMode;
@@ -413,6 +413,32 @@ impl PersistenceBackend for PostgresBackend {
     async fn flush(&self) -> Result<()> {
         // Every acknowledged write was committed with synchronous_commit (the server default).
         self.shared.check_open()
+    }
+
+    /// `VACUUM (ANALYZE)` of every collection table: dead rows' space becomes reusable and the
+    /// planner's statistics are refreshed. (Not `VACUUM FULL`, which would lock each table
+    /// against every reader while it rewrites it; the bytes may therefore not shrink.)
+    async fn compact(&self) -> Result<CompactReport> {
+        let before = self.stats().await?;
+        let c = self.shared.client().await?;
+        let mut actions = Vec::new();
+        for coll in &before.collections {
+            c.batch_execute(&format!("VACUUM (ANALYZE) {}", self.shared.table(&coll.name)))
+                .await
+                .ctx(&format!("VACUUM (ANALYZE) of {}", coll.name))?;
+            actions.push(format!("VACUUM (ANALYZE) {}", coll.name));
+        }
+        if actions.is_empty() {
+            actions.push("no collections".to_owned());
+        }
+        drop(c);
+        let after = self.stats().await?.storage_bytes;
+        Ok(CompactReport {
+            backend: "postgres".into(),
+            actions,
+            bytes_before: before.storage_bytes,
+            bytes_after: after,
+        })
     }
 
     async fn close(&self) -> Result<()> {

@@ -85,6 +85,7 @@ macro_rules! __for_each_case {
             health_is_healthy_with_message
             stats_count_documents_per_collection
             flush_keeps_data_readable
+            compact_keeps_every_document_and_index
             operations_after_close_fail_and_close_twice_is_fine
             capabilities_are_consistent
             insert_one_keeps_given_id

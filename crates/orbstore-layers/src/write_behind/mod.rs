@@ -47,7 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, Error, ErrorKind, HealthReport, Id,
+    validate_collection_name, Capabilities, CollectionRef, CompactReport, Error, ErrorKind, HealthReport, Id,
     PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
@@ -358,6 +358,13 @@ impl PersistenceBackend for WriteBehindLayer {
     async fn flush(&self) -> Result<()> {
         self.shared.flush_pending(None).await?;
         self.shared.inner.flush().await
+    }
+
+    /// Flushes the queue, then compacts the inner backend (so what it reclaims includes the
+    /// documents the queue overwrote or deleted).
+    async fn compact(&self) -> Result<CompactReport> {
+        self.shared.flush_pending(None).await?;
+        self.shared.inner.compact().await
     }
 
     async fn close(&self) -> Result<()> {

@@ -5,6 +5,36 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// "`compact()` keeps every document and index as it was" (or is `Unsupported`, saying which
+/// backend), after inserts, overwrites and deletes that leave space to reclaim.
+pub async fn compact_keeps_every_document_and_index(f: &dyn BackendFactory) {
+    let Some(fx) = open(f).await else { return };
+    let c = fx.coll("compacted").await;
+    c.create_index(orbstore_core::IndexSpec::new(["n"]).named("by_n")).await.unwrap();
+    for i in 0..60 {
+        c.insert_value(json!({"_id": format!("d{i:02}"), "n": i, "pad": "x".repeat(200)})).await.unwrap();
+    }
+    c.update_many(&Filter::lt("n", 30), &orbstore_core::Update::new().set("pad", "y")).await.unwrap();
+    c.delete_many(&Filter::gte("n", 45)).await.unwrap();
+    let before = c.find_all().await.unwrap();
+    let indexes = c.list_indexes().await.unwrap();
+    match fx.backend().compact().await {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            assert!(e.message().contains("compaction"), "Unsupported must say what: {e}");
+        }
+        Err(e) => panic!("compact failed: {e}"),
+        Ok(report) => {
+            assert!(!report.actions.is_empty(), "a report says what was done");
+            assert_eq!(c.find_all().await.unwrap(), before, "documents unchanged by compaction");
+            assert_eq!(c.list_indexes().await.unwrap(), indexes);
+            assert_eq!(c.count(&Filter::eq("n", 10)).await.unwrap(), 1, "the index still answers");
+            c.insert_value(json!({"_id": "after", "n": 99})).await.unwrap();
+            assert_eq!(c.count_all().await.unwrap(), 46, "writes go on after compaction");
+        }
+    }
+    fx.teardown().await;
+}
+
 /// "after `collection(name)` returns, the collection is listed" and "names are sorted".
 pub async fn collection_is_listed_after_open_sorted(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
