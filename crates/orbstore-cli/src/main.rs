@@ -274,6 +274,13 @@ async fn demo(store: &Store, episodes: u32, seed: u64) -> orbstore::Result<()> {
 async fn stats(store: &Store, as_json: bool) -> orbstore::Result<()> {
     let health = store.health().await;
     let stats = store.stats().await?;
+    let archive_dir =
+        orbstore_ops::retention::RetentionOptions::from_lookup(|k| std::env::var(k).ok()).archive_dir;
+    let (archived, archive_warning) = archived_per_collection(&archive_dir);
+    let archived_json: Vec<_> = archived
+        .iter()
+        .map(|(name, documents, bytes, months)| json!({"name": name, "documents": documents, "bytes": bytes, "months": months}))
+        .collect();
     if as_json {
         let collections: Vec<_> = stats
             .collections
@@ -290,7 +297,8 @@ async fn stats(store: &Store, as_json: bool) -> orbstore::Result<()> {
             "collections": collections,
             "total_documents": stats.total_documents(),
             "storage_bytes": stats.storage_bytes,
-            "warnings": stats.warnings,
+            "warnings": stats.warnings.iter().chain(&archive_warning).collect::<Vec<_>>(),
+            "archived": archived_json,
         });
         say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
@@ -303,8 +311,39 @@ async fn stats(store: &Store, as_json: bool) -> orbstore::Result<()> {
         say!("{:<24} {:>12} {:>14} {:>8}", c.name, c.documents, bytes, c.indexes);
     }
     say!("{:<24} {:>12}", "total", stats.total_documents());
-    for w in &stats.warnings {
+    if !archived.is_empty() {
+        say!("cold archives in {}:", archive_dir.display());
+        say!("{:<24} {:>12} {:>14} {:>8}", "collection", "documents", "bytes", "months");
+        for (name, documents, bytes, months) in &archived {
+            say!("{:<24} {:>12} {:>14} {:>8}", name, documents, bytes, months);
+        }
+    }
+    for w in stats.warnings.iter().chain(&archive_warning) {
         say!("warning: {w}");
     }
     Ok(())
+}
+
+/// The cold archives retention wrote (in `ORB_ARCHIVE_DIR`), per collection: documents, bytes,
+/// months; each archive is read and verified. A damaged one is a warning here, not a failure.
+fn archived_per_collection(dir: &std::path::Path) -> (Vec<(String, u64, u64, usize)>, Option<String>) {
+    match orbstore_ops::retention::cold::list(dir) {
+        Ok(archives) => {
+            let mut per: Vec<(String, u64, u64, usize)> = Vec::new();
+            for a in archives {
+                match per.last_mut() {
+                    Some(last) if last.0 == a.collection => {
+                        last.1 += a.documents;
+                        last.2 += a.bytes;
+                        last.3 += 1;
+                    }
+                    _ => per.push((a.collection, a.documents, a.bytes, 1)),
+                }
+            }
+            (per, None)
+        }
+        Err(e) => {
+            (Vec::new(), Some(format!("the cold archives in {} could not be read: {e}", dir.display())))
+        }
+    }
 }

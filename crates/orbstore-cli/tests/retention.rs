@@ -55,7 +55,10 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
     let done = object(&orb(dir.path(), &vars, &["retention", "run", "--json"]).out);
     assert_eq!(done["collections"][0]["archived"].as_u64(), Some(before), "{done}");
     assert_eq!(done["collections"][0]["deleted"].as_u64(), Some(before), "{done}");
-    assert_eq!(experiences(&stats(dir.path())), 0);
+    let after = stats(dir.path());
+    assert_eq!(experiences(&after), 0);
+    assert_eq!(after["archived"][0]["name"], "experiences", "stats shows the cold archives: {after}");
+    assert_eq!(after["archived"][0]["documents"].as_u64(), Some(before));
 
     let listed = object(&orb(dir.path(), &vars, &["archive", "list", "--json"]).out);
     let total: u64 =
