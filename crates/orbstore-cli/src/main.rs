@@ -324,12 +324,15 @@ async fn stats(store: &Store, as_json: bool) -> orbstore::Result<()> {
     Ok(())
 }
 
+/// One collection's cold archives: name, documents, bytes, months.
+type Archived = (String, u64, u64, usize);
+
 /// The cold archives retention wrote (in `ORB_ARCHIVE_DIR`), per collection: documents, bytes,
 /// months; each archive is read and verified. A damaged one is a warning here, not a failure.
-fn archived_per_collection(dir: &std::path::Path) -> (Vec<(String, u64, u64, usize)>, Option<String>) {
+fn archived_per_collection(dir: &std::path::Path) -> (Vec<Archived>, Option<String>) {
     match orbstore_ops::retention::cold::list(dir) {
         Ok(archives) => {
-            let mut per: Vec<(String, u64, u64, usize)> = Vec::new();
+            let mut per: Vec<Archived> = Vec::new();
             for a in archives {
                 match per.last_mut() {
                     Some(last) if last.0 == a.collection => {
