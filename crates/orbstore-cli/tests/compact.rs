@@ -3,23 +3,12 @@
 
 mod common;
 
-use common::{object, orb};
+use common::{object, orb, EXPIRE_EXPERIENCES};
 
 fn compact_shrinks(vars: &[(&str, &str)], dir: &std::path::Path) {
     let run = orb(dir, vars, &["demo", "--episodes", "40"]);
     assert!(run.ok, "{}", run.err);
-    let set = [
-        "retention",
-        "set",
-        "experiences",
-        "--time-field",
-        "timestamp",
-        "--unit",
-        "millis",
-        "--max-age",
-        "1s",
-    ];
-    assert!(orb(dir, vars, &set).ok);
+    assert!(orb(dir, vars, EXPIRE_EXPERIENCES).ok);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(orb(dir, vars, &["retention", "run"]).ok);
     let before = orb(dir, vars, &["export"]).out;

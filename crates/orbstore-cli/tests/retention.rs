@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{object, orb};
+use common::{object, orb, EXPIRE_EXPERIENCES};
 use serde_json::Value;
 
 #[test]
@@ -26,19 +26,7 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
     let before = experiences(&stats(dir.path()));
     assert!(before > 0);
 
-    let set = [
-        "retention",
-        "set",
-        "experiences",
-        "--time-field",
-        "timestamp",
-        "--unit",
-        "millis",
-        "--max-age",
-        "1s",
-        "--archive",
-        "--json",
-    ];
+    let set = [EXPIRE_EXPERIENCES, &["--archive", "--json"]].concat();
     let v = object(&orb(dir.path(), &vars, &set).out);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["stored"][0]["action"], "archive");

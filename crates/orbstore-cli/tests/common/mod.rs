@@ -31,6 +31,10 @@ const CHOOSING: &[&str] = &[
     "DB_MAX_RETRIES",
 ];
 
+/// `orb retention set` for the demo's experiences: every one older than a second is due.
+pub const EXPIRE_EXPERIENCES: &[&str] =
+    &["retention", "set", "experiences", "--time-field", "timestamp", "--unit", "millis", "--max-age", "1s"];
+
 /// No variable: the default store, or none for commands that name theirs.
 pub const NO_VARS: &[(&str, &str)] = &[];
 
