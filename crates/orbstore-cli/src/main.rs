@@ -40,6 +40,7 @@ mod output;
 mod restore;
 mod retention;
 mod sync;
+mod user;
 
 /// The agent's user id in the stores.
 const AGENT: &str = "grid-agent";
@@ -88,6 +89,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Data subjects: which collections hold a user's data, and the export of one user's data.
+    User(user::UserArgs),
     /// The store's audit log (access_logs): restores, retention runs, policy changes.
     Audit(audit::AuditArgs),
     /// Where the offline journal's sync to the server stands; --wait ships it and waits.
@@ -129,6 +132,7 @@ async fn main() -> ExitCode {
                 Command::Sync(a) => a.json,
                 Command::Retention(a) => a.json,
                 Command::Audit(a) => a.json,
+                Command::User(a) => a.json,
                 Command::Compact { json } => *json,
                 _ => false,
             };
@@ -151,6 +155,7 @@ async fn main() -> ExitCode {
         Command::Sync(args) => return closing(&store, sync::run(&stacked, args).await).await,
         Command::Retention(args) => return closing(&store, retention::run(&store, args).await).await,
         Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
+        Command::User(args) => return closing(&store, user::run(&store, args).await).await,
         Command::Compact { json } => return closing(&store, compact::run(&store, json).await).await,
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
             unreachable!("handled before the store is opened")

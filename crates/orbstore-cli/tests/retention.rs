@@ -71,6 +71,22 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
     let last = object(&orb(dir.path(), &audited, &["audit", "--last", "1", "--json"]).out);
     assert_eq!(last["records"].as_array().unwrap().len(), 1);
 
+    // The agent's data, live and archived, as one document (GDPR article 20).
+    let out = dir.path().join("agent.json");
+    let summary = object(
+        &orb(dir.path(), &vars, &["user", "export", "grid-agent", "--out", out.to_str().unwrap(), "--json"])
+            .out,
+    );
+    assert_eq!(
+        (summary["documents"].as_u64(), summary["archived"].as_u64()),
+        (Some(1), Some(before)),
+        "{summary}"
+    );
+    let export: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(export["user"], "grid-agent");
+    assert_eq!(export["collections"]["user_profiles"][0]["_id"], "grid-agent");
+    assert_eq!(export["archived"]["experiences"].as_array().unwrap().len() as u64, before);
+
     // Bad input names what was wrong, with exit code 1 (clap's own usage errors exit 2).
     for (args, needle) in [
         (

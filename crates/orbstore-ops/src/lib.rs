@@ -15,6 +15,7 @@ pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod rotation;
+pub mod subjects;
 mod verify;
 
 pub use archive::Compression;

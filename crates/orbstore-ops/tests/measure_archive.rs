@@ -6,7 +6,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use orbstore::{Config, PersistenceBackend};
+use orbstore::Config;
 use orbstore_ops::retention::{self, cold, presets, RetentionOptions};
 use orbstore_rl::{Event, EventStore, Rewards};
 use rand::{Rng, SeedableRng};

@@ -46,3 +46,14 @@ pub use sumtree::SumTree;
 pub use te::{Reflection, TeReflectionStore, TE_REFLECTION_COLLECTION, TE_SESSION_COLLECTION};
 #[cfg(feature = "postgres")]
 pub use views::create_postgres_views;
+
+/// Where the stores of this crate keep a user's id, for a data-subject map (GDPR export): the
+/// collection and the fields naming the user. Te's reflections are keyed by session, not user,
+/// and are reached through `te_sessions` only by `TeReflectionStore`, so they are not listed.
+pub const SUBJECT_FIELDS: &[(&str, &[&str])] = &[
+    (experience::EXPERIENCE_COLLECTION, &["user"]),
+    (profile::PROFILE_COLLECTION, &["_id"]),
+    (luna::LUNA_PROFILE_COLLECTION, &["user"]),
+    (luna::LUNA_USER_COLLECTION, &["_id"]),
+    (te::TE_SESSION_COLLECTION, &["user"]),
+];
