@@ -36,6 +36,13 @@ enum UserCommand {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Erase one user: their documents in every mapped collection and cold archive, then
+    /// compaction; a tombstone (a keyed hash, no personal data) in the erasure ledger. The audit
+    /// log is kept.
+    Forget {
+        /// The user's id.
+        user: String,
+    },
     /// Everything one user has, live and in the cold archives, as one JSON document.
     Export {
         /// The user's id.
@@ -81,6 +88,7 @@ pub async fn run(store: &Store, args: UserArgs) -> ExitCode {
             }
         }
         UserCommand::Export { user, out } => export(store, &user, out, json).await,
+        UserCommand::Forget { user } => forget(store, &user, json).await,
     }
 }
 
@@ -132,6 +140,41 @@ fn reader_left(e: &Error) -> bool {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+async fn forget(store: &Store, user: &str, json: bool) -> ExitCode {
+    let archive_dir =
+        orbstore_ops::retention::RetentionOptions::from_lookup(|k| std::env::var(k).ok()).archive_dir;
+    let result = async {
+        let m = map(store).await?;
+        subjects::forget_user(&**store, &m, user, Some(&archive_dir)).await
+    }
+    .await;
+    match &result {
+        Ok(r) => {
+            let counts = json!({"deleted": r.deleted, "archived_removed": r.archived_removed});
+            crate::audit::note(&**store, "erasure", &r.tombstone, Ok(counts)).await
+        }
+        Err(e) => crate::audit::note(&**store, "erasure", "one data subject (id not recorded)", Err(e)).await,
+    }
+    match result {
+        Ok(r) => {
+            let deleted: u64 = r.deleted.values().sum();
+            let archived: u64 = r.archived_removed.values().sum();
+            let mut human = vec![format!(
+                "Erased {deleted} documents and {archived} archived ones; tombstone {} recorded.",
+                r.tombstone
+            )];
+            human.extend(r.compaction.iter().map(|c| format!("- {c}")));
+            human.push(
+                "Backups made before now still hold the user until they rotate out (orbstore does not rewrite them yet)."
+                    .to_owned(),
+            );
+            let fields = serde_json::to_value(&r).map(output::fields).unwrap_or_default();
+            output::success(json, Channel::Stdout, fields, &human)
+        }
+        Err(e) => output::failure(json, Channel::Stdout, "user forget", &e, Default::default(), &[]),
+    }
 }
 
 /// Writes `<path>.partial`, fsyncs it and renames it over `path`.

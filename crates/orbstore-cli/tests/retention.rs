@@ -87,6 +87,20 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
     assert_eq!(export["collections"]["user_profiles"][0]["_id"], "grid-agent");
     assert_eq!(export["archived"]["experiences"].as_array().unwrap().len() as u64, before);
 
+    // Forget the agent: nothing of it is left, live or archived; the audit log keeps a record
+    // naming only the tombstone.
+    let forgot = object(&orb(dir.path(), &vars, &["user", "forget", "grid-agent", "--json"]).out);
+    assert_eq!(forgot["archived_removed"]["experiences"].as_u64(), Some(before), "{forgot}");
+    let again = object(
+        &orb(dir.path(), &vars, &["user", "export", "grid-agent", "--out", out.to_str().unwrap(), "--json"])
+            .out,
+    );
+    assert_eq!((again["documents"].as_u64(), again["archived"].as_u64()), (Some(0), Some(0)), "{again}");
+    let log = object(&orb(dir.path(), &vars, &["audit", "--json"]).out);
+    let erasure = log["records"].as_array().unwrap().iter().find(|r| r["what"] == "erasure").unwrap().clone();
+    assert_eq!(erasure["target"], forgot["tombstone"], "{log}");
+    assert!(!log.to_string().contains("grid-agent"), "the audit log names no user: {log}");
+
     // Bad input names what was wrong, with exit code 1 (clap's own usage errors exit 2).
     for (args, needle) in [
         (

@@ -2,7 +2,11 @@
 //! store (`orbstore_subjects`, one document per collection), and the export of everything one
 //! user has, live and archived, as one machine-readable document (article 20).
 //!
-//! Erasure (`forget`, with its ledger re-applied by restore, migrate and import) is not built
+//! [`forget_user`] erases one user: their documents in every mapped collection and in the cold
+//! archives, then compaction so their values leave the store's files, and a tombstone in the
+//! erasure ledger (`orbstore_erasures`) that holds no personal data: a keyed hash of the id
+//! (HMAC-SHA-256 with a random key kept in the ledger), the time, the collections touched. The
+//! audit log is never touched. Re-applying the ledger on restore, migrate and import is not built
 //! yet; see the README.
 
 use std::collections::BTreeMap;
@@ -17,7 +21,11 @@ use orbstore_core::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::audit::AUDIT_COLLECTION;
 use crate::retention::cold;
+
+/// The erasure ledger.
+pub const ERASURES: &str = "orbstore_erasures";
 
 /// The collection holding the map.
 pub const SUBJECTS: &str = "orbstore_subjects";
@@ -136,4 +144,108 @@ pub async fn export_user(
         }
     }
     Ok(out)
+}
+
+/// What [`forget_user`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForgetReport {
+    /// The tombstone's id in the ledger: the keyed hash of the user id (no personal data).
+    pub tombstone: String,
+    /// Documents deleted per collection (only those that held some).
+    pub deleted: BTreeMap<String, u64>,
+    /// Documents removed from the cold archives per collection.
+    pub archived_removed: BTreeMap<String, u64>,
+    /// What compaction did (or why it could not), so the values leave the store's files too.
+    pub compaction: Vec<String>,
+}
+
+/// The ledger's key: 32 random bytes, created by the first erasure.
+async fn ledger_key(store: &dyn PersistenceBackend) -> Result<Vec<u8>> {
+    let ledger = store.collection(ERASURES).await?;
+    if let Some(doc) = ledger.find_by_id("key").await? {
+        if let Some(k) = doc.get("hmac_sha256_key").and_then(Value::as_str).and_then(|h| hex::decode(h).ok())
+        {
+            return Ok(k);
+        }
+        return Err(Error::corrupt(format!("the key of the erasure ledger {ERASURES} is unreadable")));
+    }
+    let key: [u8; 32] = rand::random();
+    let doc = serde_json::json!({ID_FIELD: "key", "hmac_sha256_key": hex::encode(key)});
+    // insert, not upsert: two first erasures at once must agree on one key.
+    match ledger.insert_one(doc.as_object().cloned().unwrap_or_default()).await {
+        Ok(_) => Ok(key.to_vec()),
+        Err(e) if e.kind() == orbstore_core::ErrorKind::Conflict => Box::pin(ledger_key(store)).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// HMAC-SHA-256 of the user id under the ledger's key, as hex.
+fn keyed_hash(key: &[u8], user: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(user.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Erases `user` from every collection of `map` (the audit log excepted) and from the cold
+/// archives in `archive_dir`, records the tombstone, then compacts the store.
+pub async fn forget_user(
+    store: &dyn PersistenceBackend,
+    map: &SubjectMap,
+    user: &str,
+    archive_dir: Option<&Path>,
+) -> Result<ForgetReport> {
+    if user.is_empty() {
+        return Err(Error::invalid("the user id is empty"));
+    }
+    let key = ledger_key(store).await?;
+    let tombstone = keyed_hash(&key, user);
+    let existing = store.list_collections().await?;
+    let mut report = ForgetReport {
+        tombstone: tombstone.clone(),
+        deleted: BTreeMap::new(),
+        archived_removed: BTreeMap::new(),
+        compaction: Vec::new(),
+    };
+    for (name, paths) in map.iter().filter(|(n, _)| n.as_str() != AUDIT_COLLECTION) {
+        let filter = user_filter(paths, user);
+        if existing.contains(name) {
+            let n = store.collection(name).await?.delete_many(&filter).await?;
+            if n > 0 {
+                report.deleted.insert(name.clone(), n);
+            }
+        }
+        if let Some(dir) = archive_dir {
+            let (dir, name2, f) = (dir.to_owned(), name.clone(), filter.clone());
+            let n =
+                tokio::task::spawn_blocking(move || cold::remove_matching(&dir, &name2, &|d| f.matches(d)))
+                    .await
+                    .map_err(|e| Error::backend("the archive rewriting thread failed", e))??;
+            if n > 0 {
+                report.archived_removed.insert(name.clone(), n);
+            }
+        }
+    }
+    let touched: Vec<&String> = report.deleted.keys().chain(report.archived_removed.keys()).collect();
+    let doc = serde_json::json!({
+        ID_FIELD: tombstone,
+        "at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "collections": touched,
+    });
+    store.collection(ERASURES).await?.upsert(doc.as_object().cloned().unwrap_or_default()).await?;
+    store.flush().await?;
+    report.compaction = match store.compact().await {
+        Ok(c) => c.actions,
+        Err(e) => vec![format!("not compacted: {e}")],
+    };
+    Ok(report)
+}
+
+/// Whether `user` has a tombstone in the store's ledger.
+pub async fn is_forgotten(store: &dyn PersistenceBackend, user: &str) -> Result<bool> {
+    if !store.list_collections().await?.iter().any(|c| c == ERASURES) {
+        return Ok(false);
+    }
+    let key = ledger_key(store).await?;
+    Ok(store.collection(ERASURES).await?.find_by_id(&keyed_hash(&key, user)).await?.is_some())
 }

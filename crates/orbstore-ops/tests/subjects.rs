@@ -76,7 +76,76 @@ async fn subjects_on(name: &'static str) {
     let nobody = subjects::export_user(&**store, &map, "carol", Some(work.path())).await.unwrap();
     assert_eq!(nobody.total(), 0);
     assert!(subjects::export_user(&**store, &map, "", None).await.is_err());
+
+    // Forget Ada: gone from every mapped collection and archive, Bob untouched, a tombstone
+    // without her id, and (on file and SQLite) her id in no file of the store.
+    let holds_id = |dir: &std::path::Path| {
+        files(dir)
+            .into_iter()
+            .filter(|f| std::fs::read(f).unwrap().windows(4).any(|w| w == b"\"ada"))
+            .collect::<Vec<_>>()
+    };
+    if let Some(dir) = &t.dir {
+        store.flush().await.unwrap();
+        assert!(!holds_id(dir.path()).is_empty(), "{name}: the scan finds the id before the erasure");
+    }
+    let report = subjects::forget_user(&**store, &map, "ada", Some(work.path())).await.unwrap();
+    assert_eq!(report.deleted.values().sum::<u64>(), 4, "{name}: {report:?}");
+    assert_eq!(report.archived_removed["events"], 1, "{name}: {report:?}");
+    assert!(!report.tombstone.contains("ada") && report.tombstone.len() == 64);
+    assert_eq!(
+        subjects::export_user(&**store, &map, "ada", Some(work.path())).await.unwrap().total(),
+        0,
+        "{name}"
+    );
+    let bob = subjects::export_user(&**store, &map, "bob", Some(work.path())).await.unwrap();
+    assert_eq!(
+        bob.total(),
+        3,
+        "{name}: Bob keeps n3, his profile and e2 (n2, shared with Ada, went with her)"
+    );
+    assert!(subjects::is_forgotten(&**store, "ada").await.unwrap());
+    assert!(!subjects::is_forgotten(&**store, "bob").await.unwrap());
+    let ledger = store.collection(subjects::ERASURES).await.unwrap().find_all().await.unwrap();
+    assert!(
+        ledger.iter().all(|d| !serde_json::to_string(d).unwrap().contains("ada")),
+        "{name}: the ledger holds no id"
+    );
+    let again = subjects::forget_user(&**store, &map, "ada", Some(work.path())).await.unwrap();
+    assert_eq!(
+        (again.deleted.len(), again.archived_removed.len()),
+        (0, 0),
+        "{name}: forgetting twice changes nothing"
+    );
+    assert_eq!(again.tombstone, report.tombstone, "{name}: one key, one tombstone per user");
+    if let Some(dir) = &t.dir {
+        assert_eq!(
+            holds_id(dir.path()),
+            Vec::<std::path::PathBuf>::new(),
+            "{name}: files still holding the id"
+        );
+    }
+    let mut archived = Vec::new();
+    orbstore_ops::retention::cold::read(work.path(), "events", None, None, |d| {
+        archived.push(d);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(archived.iter().map(|d| d["_id"].clone()).collect::<Vec<_>>(), [json!("e2")], "{name}");
     t.cleanup().await;
+}
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 macro_rules! on {

@@ -128,6 +128,19 @@ pub(crate) fn add(
     docs: &[Document],
     source_backend: &str,
 ) -> Result<PathBuf> {
+    write_month(dir, collection, period, docs, source_backend, true)
+}
+
+/// Writes the month file of `docs` (sorted by `_id`, unique), merged with the file there when
+/// `merge`, else replacing it; durable, atomically, before returning. Blocking.
+fn write_month(
+    dir: &Path,
+    collection: &str,
+    period: &str,
+    docs: &[Document],
+    source_backend: &str,
+    merge: bool,
+) -> Result<PathBuf> {
     let path = archive_path(dir, collection, period);
     let sub = fsutil::parent_dir(&path);
     let created = !sub.exists();
@@ -144,7 +157,7 @@ pub(crate) fn add(
         let mut builder = ArchiveBuilder::new(file, &sub, Compression::Zstd, mtime);
         builder.begin_collection(collection.to_owned(), Vec::new())?;
         let mut next = 0;
-        if path.exists() {
+        if merge && path.exists() {
             struct Merge<'a> {
                 builder: &'a mut ArchiveBuilder,
                 docs: &'a [Document],
@@ -187,4 +200,35 @@ pub(crate) fn add(
         fsutil::discard(&partial);
     }
     result.map(|()| path)
+}
+
+/// Rewrites every month file of `collection` without the documents `drop` selects (each file
+/// verified as it is read, the new one fsynced and renamed over it; a month left empty is
+/// removed). Returns how many documents were dropped. Blocking.
+pub(crate) fn remove_matching(dir: &Path, collection: &str, drop: &dyn Fn(&Document) -> bool) -> Result<u64> {
+    let mut dropped = 0;
+    for (period, path) in periods(dir, collection)? {
+        let mut kept = Vec::new();
+        let mut here = 0;
+        read(dir, collection, Some(&period), Some(&period), |doc| {
+            if drop(&doc) {
+                here += 1;
+            } else {
+                kept.push(doc);
+            }
+            Ok(())
+        })?;
+        if here == 0 {
+            continue;
+        }
+        dropped += here;
+        if kept.is_empty() {
+            std::fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            fsutil::sync_dir(&fsutil::parent_dir(&path))
+                .map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))?;
+        } else {
+            write_month(dir, collection, &period, &kept, "orbstore", false)?;
+        }
+    }
+    Ok(dropped)
 }
