@@ -37,6 +37,8 @@ pub async fn run(store: &Store, args: RestoreArgs) -> ExitCode {
         replace: args.replace,
         batch_size: args.batch_size,
         progress: Arc::new(Bars::new(args.json)),
+        // The target's erasure ledger is re-applied through the full map, orbstore-rl's included.
+        subjects: crate::user::map(store).await.ok(),
     };
     let result = orbstore_ops::restore(store, &args.path, &options).await;
     let target = args.path.display().to_string();
@@ -77,7 +79,8 @@ fn collections_json(cs: &[CollectionRestore]) -> Value {
     cs.iter()
         .map(|c| {
             json!({"name": c.name, "expected": c.expected, "written": c.written, "indexes": c.indexes,
-                   "replaced": c.replaced, "state": c.state.as_str()})
+                   "replaced": c.replaced, "state": c.state.as_str(), "erased": c.erased,
+                   "kept_target_ledger": c.kept_target_ledger})
         })
         .collect()
 }
@@ -113,6 +116,16 @@ fn print(store: &Store, r: &RestoreReport, as_json: bool) -> ExitCode {
             c.written,
             output::plural(c.indexes as u64, "index", "indexes")
         ));
+    }
+    let erased: u64 = r.collections.iter().map(|c| c.erased).sum();
+    if erased > 0 {
+        human.push(format!(
+            "Left out {} of users the store's erasure ledger has erased: they do not come back.",
+            output::plural(erased, "document", "documents")
+        ));
+    }
+    if r.collections.iter().any(|c| c.kept_target_ledger) {
+        human.push("Kept the store's own erasure ledger (the archive's was not written over it).".to_owned());
     }
     if !replaced.is_empty() {
         human.push(format!("Replaced: {}.", replaced.join(", ")));

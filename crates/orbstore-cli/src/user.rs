@@ -53,7 +53,8 @@ enum UserCommand {
     },
 }
 
-async fn map(store: &Store) -> Result<SubjectMap> {
+/// The data-subject map: the store's entries over `orbstore-rl`'s.
+pub async fn map(store: &Store) -> Result<SubjectMap> {
     let mut map: SubjectMap = orbstore_rl::SUBJECT_FIELDS
         .iter()
         .map(|(c, paths)| ((*c).to_owned(), paths.iter().map(|p| (*p).to_owned()).collect()))
@@ -167,7 +168,7 @@ async fn forget(store: &Store, user: &str, json: bool) -> ExitCode {
             )];
             human.extend(r.compaction.iter().map(|c| format!("- {c}")));
             human.push(
-                "Backups made before now still hold the user until they rotate out (orbstore does not rewrite them yet)."
+                "Backups made before now still hold the user until they rotate out; orb restore into this store leaves them out."
                     .to_owned(),
             );
             let fields = serde_json::to_value(&r).map(output::fields).unwrap_or_default();

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::canonical::{ContentDigest, ContentHasher};
 use crate::manifest::Manifest;
 use crate::progress::{NoProgress, Progress, Unit};
+use crate::subjects::{self, Erasures, SubjectMap};
 use crate::verify::{self, Visitor};
 
 /// How to restore.
@@ -29,11 +30,14 @@ pub struct RestoreOptions {
     pub batch_size: usize,
     /// Where progress goes.
     pub progress: Arc<dyn Progress>,
+    /// The data-subject map through which the target's erasure ledger is re-applied (documents
+    /// of erased users are left out); `None`: the target's own stored map.
+    pub subjects: Option<SubjectMap>,
 }
 
 impl Default for RestoreOptions {
     fn default() -> RestoreOptions {
-        RestoreOptions { replace: false, batch_size: 1000, progress: Arc::new(NoProgress) }
+        RestoreOptions { replace: false, batch_size: 1000, progress: Arc::new(NoProgress), subjects: None }
     }
 }
 
@@ -89,6 +93,11 @@ pub struct CollectionRestore {
     pub indexes: usize,
     /// Whether the target held it before and it was dropped (`replace`).
     pub replaced: bool,
+    /// Documents left out because they name a user the target's erasure ledger has erased.
+    pub erased: u64,
+    /// The erasure ledger of the archive, left out because the target has its own (a ledger
+    /// only grows, and the target's is the one its key matches): the target's is kept.
+    pub kept_target_ledger: bool,
     /// How far it got.
     pub state: RestoreState,
 }
@@ -179,9 +188,18 @@ impl From<RestoreError> for Error {
 
 /// What the archive reader sends to the writing side.
 enum Msg {
-    Start { name: String, indexes: Vec<IndexSpec> },
+    Start {
+        name: String,
+        indexes: Vec<IndexSpec>,
+    },
     Batch(Vec<Document>),
-    End { name: String, digest: ContentDigest },
+    /// `digest`: the archive's, to check it did not change; `kept`: of what was written.
+    End {
+        name: String,
+        digest: ContentDigest,
+        kept: ContentDigest,
+        erased: u64,
+    },
 }
 
 /// Feeds batches to the async side; a closed channel (the restore stopped) ends the reading.
@@ -190,6 +208,13 @@ struct Sender {
     batch: Vec<Document>,
     batch_bytes: usize,
     batch_size: usize,
+    /// The target's erasure ledger, re-applied.
+    erasures: Option<Erasures>,
+    kept: ContentHasher,
+    erased: u64,
+    /// A collection whose documents are not written (the archive's erasure ledger when the
+    /// target has one).
+    skip: Option<String>,
 }
 
 impl Sender {
@@ -209,10 +234,20 @@ impl Sender {
 
 impl Visitor for Sender {
     fn indexes(&mut self, collection: &str, specs: &[IndexSpec]) -> Result<()> {
+        self.kept = ContentHasher::new();
+        self.erased = 0;
         self.send(Msg::Start { name: collection.to_owned(), indexes: specs.to_vec() })
     }
 
-    fn document(&mut self, _collection: &str, doc: Document, bytes: usize) -> Result<()> {
+    fn document(&mut self, collection: &str, doc: Document, bytes: usize) -> Result<()> {
+        if self.skip.as_deref() == Some(collection) {
+            return Ok(());
+        }
+        if self.erasures.as_ref().is_some_and(|e| e.erased(collection, &doc)) {
+            self.erased += 1;
+            return Ok(());
+        }
+        self.kept.add_document(&doc);
         self.batch.push(doc);
         self.batch_bytes += bytes;
         if self.batch.len() >= self.batch_size || self.batch_bytes >= MAX_BATCH_BYTES {
@@ -223,7 +258,8 @@ impl Visitor for Sender {
 
     fn end_documents(&mut self, collection: &str, digest: &ContentDigest) -> Result<()> {
         self.flush()?;
-        self.send(Msg::End { name: collection.to_owned(), digest: digest.clone() })
+        let kept = std::mem::take(&mut self.kept).finish();
+        self.send(Msg::End { name: collection.to_owned(), digest: digest.clone(), kept, erased: self.erased })
     }
 }
 
@@ -265,6 +301,8 @@ pub async fn restore(
                 written: 0,
                 indexes: 0,
                 replaced: false,
+                erased: 0,
+                kept_target_ledger: false,
                 state: RestoreState::NotStarted,
             })
             .collect(),
@@ -274,12 +312,19 @@ pub async fn restore(
 
     // 2. The target: no collection of the archive unless replacing; indexes it can build.
     let existing = store.list_collections().await.map_err(|e| fail(e, Some(&report)))?;
+    // The target's erasure ledger is never replaced (nor a clash): an archive's is skipped.
+    let keep_ledger = existing.iter().any(|e| e == subjects::ERASURES);
+    if keep_ledger {
+        if let Some(c) = report.collections.iter_mut().find(|c| c.name == subjects::ERASURES) {
+            c.kept_target_ledger = true;
+        }
+    }
     let clashes: Vec<&str> = report
         .manifest
         .collections
         .iter()
         .map(|c| c.name.as_str())
-        .filter(|n| existing.iter().any(|e| e == n))
+        .filter(|n| existing.iter().any(|e| e == n) && *n != subjects::ERASURES)
         .collect();
     if !clashes.is_empty() && !options.replace {
         let e = Error::conflict(format!(
@@ -302,6 +347,12 @@ pub async fn restore(
             }
         }
     }
+    // The target's ledger and map, read before anything of it is replaced.
+    let map = match &options.subjects {
+        Some(m) => m.clone(),
+        None => subjects::stored_map(&**store).await.map_err(|e| fail(e, Some(&report)))?,
+    };
+    let erasures = Erasures::load(&**store, map).await.map_err(|e| fail(e, Some(&report)))?;
     let clashes: Vec<String> = clashes.into_iter().map(str::to_owned).collect();
     for name in clashes {
         store.drop_collection(&name).await.map_err(|e| fail(e, Some(&report)))?;
@@ -316,7 +367,16 @@ pub async fn restore(
     let owned = path.to_owned();
     let batch_size = options.batch_size;
     let reader = tokio::task::spawn_blocking(move || {
-        let mut sender = Sender { tx, batch: Vec::with_capacity(batch_size), batch_bytes: 0, batch_size };
+        let mut sender = Sender {
+            tx,
+            batch: Vec::with_capacity(batch_size),
+            batch_bytes: 0,
+            batch_size,
+            erasures,
+            kept: ContentHasher::new(),
+            erased: 0,
+            skip: keep_ledger.then(|| subjects::ERASURES.to_owned()),
+        };
         verify::read_archive(&owned, &mut sender, true, &NoProgress).map(|_| ())
     });
     let written = write_all(store, &mut rx, &mut report, options.progress.as_ref()).await;
@@ -348,8 +408,21 @@ async fn write_all(
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut current: Option<(usize, orbstore_core::CollectionRef, Vec<IndexSpec>)> = None;
+    let mut skipping: Option<String> = None;
     while let Some(msg) = rx.recv().await {
         match msg {
+            Msg::Start { name, .. }
+                if report.collections.iter().any(|c| c.name == name && c.kept_target_ledger) =>
+            {
+                current = None;
+                skipping = Some(name);
+            }
+            Msg::End { name, .. } if skipping.as_deref() == Some(name.as_str()) => {
+                skipping = None;
+                if let Some(c) = report.collections.iter_mut().find(|c| c.name == name) {
+                    c.state = RestoreState::Verified;
+                }
+            }
             Msg::Start { name, indexes } => {
                 let i =
                     report.collections.iter().position(|c| c.name == name).ok_or_else(|| {
@@ -376,7 +449,7 @@ async fn write_all(
                 report.collections[*i].written += n;
                 progress.advance(n);
             }
-            Msg::End { name, digest } => {
+            Msg::End { name, digest, kept, erased } => {
                 let Some((i, coll, indexes)) = current.take() else {
                     return Err(Error::corrupt(format!("the end of {name:?} before its start")));
                 };
@@ -398,12 +471,14 @@ async fn write_all(
                     report.collections[i].indexes += 1;
                 }
                 report.collections[i].state = RestoreState::Written;
+                report.collections[i].erased = erased;
+                // What was written (the archive less the erased users' documents) must read back.
                 let back = read_back(&coll).await?;
-                if back.count != expected.count || back.sha256 != expected.sha256 {
+                if back.count != kept.count || back.sha256 != kept.sha256 {
                     return Err(Error::corrupt(format!(
                         "collection {name:?} reads back from the target as {} documents with sha256 {}, the archive \
-                         has {} with {}",
-                        back.count, back.sha256, expected.count, expected.sha256
+                         has {} with {} ({erased} left out as erased)",
+                        back.count, back.sha256, kept.count, kept.sha256
                     )));
                 }
                 report.collections[i].state = RestoreState::Verified;

@@ -6,8 +6,8 @@
 //! archives, then compaction so their values leave the store's files, and a tombstone in the
 //! erasure ledger (`orbstore_erasures`) that holds no personal data: a keyed hash of the id
 //! (HMAC-SHA-256 with a random key kept in the ledger), the time, the collections touched. The
-//! audit log is never touched. Re-applying the ledger on restore, migrate and import is not built
-//! yet; see the README.
+//! audit log is never touched. [`Erasures`] re-applies the ledger: restore leaves out every
+//! document of an erased user (migrate and import do not yet; see the README).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -248,4 +248,57 @@ pub async fn is_forgotten(store: &dyn PersistenceBackend, user: &str) -> Result<
     }
     let key = ledger_key(store).await?;
     Ok(store.collection(ERASURES).await?.find_by_id(&keyed_hash(&key, user)).await?.is_some())
+}
+
+/// The erasure ledger of a store, to leave erased users' documents out of what is written into
+/// it (restore re-applies it, so an old backup does not bring an erased user back).
+#[derive(Debug, Clone)]
+pub struct Erasures {
+    key: Vec<u8>,
+    tombstones: std::collections::HashSet<String>,
+    map: SubjectMap,
+}
+
+impl Erasures {
+    /// The ledger of `store` with the data-subject `map` to apply it through; `None` when the
+    /// store has erased nobody.
+    pub async fn load(store: &dyn PersistenceBackend, map: SubjectMap) -> Result<Option<Erasures>> {
+        if !store.list_collections().await?.iter().any(|c| c == ERASURES) {
+            return Ok(None);
+        }
+        let docs = store.collection(ERASURES).await?.find_all().await?;
+        let tombstones: std::collections::HashSet<String> = docs
+            .iter()
+            .filter_map(|d| d.get(ID_FIELD).and_then(Value::as_str))
+            .filter(|id| *id != "key")
+            .map(str::to_owned)
+            .collect();
+        if tombstones.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Erasures { key: ledger_key(store).await?, tombstones, map }))
+    }
+
+    /// Whether `doc` of `collection` names an erased user at a mapped field.
+    pub fn erased(&self, collection: &str, doc: &Document) -> bool {
+        let Some(paths) = self.map.get(collection) else { return false };
+        paths.iter().any(|p| {
+            FieldPath::new(p.clone())
+                .resolve(doc)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|v| self.tombstones.contains(&keyed_hash(&self.key, v)))
+        })
+    }
+
+    /// How many users the ledger holds.
+    pub fn len(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Whether it holds none (never, for a loaded ledger).
+    pub fn is_empty(&self) -> bool {
+        self.tombstones.is_empty()
+    }
 }

@@ -163,3 +163,50 @@ on!(subjects_on_file, "file");
 on!(subjects_on_sqlite, "sqlite");
 on!(subjects_on_postgres, "postgres", orbstore_no_postgres);
 on!(subjects_on_mongodb, "mongodb", orbstore_no_mongodb);
+
+/// A backup made before an erasure, restored over the store afterwards: the erased user does not
+/// come back, everybody else does, and the store keeps its ledger.
+async fn erased_users_stay_erased_through_restore(name: &'static str) {
+    use orbstore_ops::{backup, restore, BackupOptions, RestoreOptions};
+    let t = target(name).await;
+    let store = &t.store;
+    let work = tempfile::tempdir().unwrap();
+    subjects::register(&**store, "notes", &["owner"]).await.unwrap();
+    let notes = store.collection("notes").await.unwrap();
+    for (id, owner) in [("n1", "ada"), ("n2", "bob"), ("n3", "ada"), ("n4", "cy")] {
+        notes.insert_value(json!({"_id": id, "owner": owner})).await.unwrap();
+    }
+    let old = work.path().join("before.tar.zst");
+    backup(store, &BackupOptions { out: Some(old.clone()), ..BackupOptions::from_lookup(|_| None).unwrap() })
+        .await
+        .unwrap();
+    let map = subjects::stored_map(&**store).await.unwrap();
+    subjects::forget_user(&**store, &map, "ada", None).await.unwrap();
+    let report = restore(store, &old, &RestoreOptions { replace: true, ..Default::default() }).await.unwrap();
+    let notes_report = report.collections.iter().find(|c| c.name == "notes").unwrap();
+    assert_eq!((notes_report.written, notes_report.erased), (2, 2), "{name}: {report:?}");
+    let owners: Vec<String> =
+        notes.find_all().await.unwrap().iter().map(|d| d["owner"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(owners, ["bob", "cy"], "{name}: Ada does not come back from the old backup");
+    assert!(
+        subjects::is_forgotten(&**store, "ada").await.unwrap(),
+        "{name}: the ledger survives the restore"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_survives_restore_on_file() {
+    erased_users_stay_erased_through_restore("file").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_survives_restore_on_sqlite() {
+    erased_users_stay_erased_through_restore("sqlite").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+async fn erasure_survives_restore_on_postgres() {
+    erased_users_stay_erased_through_restore("postgres").await
+}
