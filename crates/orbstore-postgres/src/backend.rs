@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] =
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one statement may run before the server cancels it (`statement_timeout`).
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long sent data may stay unacknowledged before the connection is dropped (Linux's
+/// `TCP_USER_TIMEOUT`): longer than any statement's network round trip, far shorter than the
+/// kernel's default retransmission time of about 15 minutes.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an operation waits for a free pooled connection.
 pub const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -185,6 +190,16 @@ impl PostgresBackend {
             .user(&config.user)
             .application_name("orbstore")
             .connect_timeout(CONNECT_TIMEOUT)
+            // A peer that vanishes (a cut cable, a dropped route) is noticed by the kernel:
+            // unacknowledged sends give up after TCP_USER_TIMEOUT, an idle connection after
+            // the keepalive probes (10 s idle, then 3 probes 5 s apart), instead of the
+            // system's two hours. A server that answers TCP but not queries is bounded only by
+            // the server's statement_timeout, or RetryConfig::with_attempt_timeout above it.
+            .tcp_user_timeout(TCP_USER_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
             .options(format!(
                 // plan_cache_mode: a generic plan of a prepared range query cannot see its
                 // bounds and picked a plan 25% slower on the range benchmark; planning each
