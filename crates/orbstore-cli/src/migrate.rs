@@ -52,6 +52,8 @@ pub async fn run(args: MigrateArgs) -> Result<bool> {
         dry_run: args.dry_run,
         batch_size: args.batch_size,
         progress: Arc::new(Bars::new(args.json)),
+        // The target's erasure ledger is re-applied through the full map, orbstore-rl's included.
+        subjects: crate::user::map(&target).await.ok(),
     };
     let result = migrate(&source, &target, &options).await;
     let closed = source.close().await.and(target.close().await);

@@ -32,6 +32,7 @@ use orbstore_core::{
 
 use crate::canonical::{self, ContentDigest, ContentHasher};
 use crate::progress::{NoProgress, Progress, Unit};
+use crate::subjects::{self, Erasures, SubjectMap};
 
 /// The target collection that records migrations (one document per migrated collection).
 /// It is never migrated itself unless named.
@@ -51,6 +52,10 @@ pub struct MigrateOptions {
     pub batch_size: usize,
     /// Where progress goes.
     pub progress: Arc<dyn Progress>,
+    /// The data-subject map through which the target's erasure ledger is re-applied (documents
+    /// of users the target has erased are not copied, and not expected there by the
+    /// verification); `None`: the target's own stored map.
+    pub subjects: Option<SubjectMap>,
 }
 
 impl Default for MigrateOptions {
@@ -60,6 +65,7 @@ impl Default for MigrateOptions {
             dry_run: false,
             batch_size: 1000,
             progress: Arc::new(NoProgress),
+            subjects: None,
         }
     }
 }
@@ -154,6 +160,8 @@ pub struct CollectionMigration {
     pub target_sha256: String,
     /// How the sides differ (empty unless the state is a mismatch).
     pub differences: Differences,
+    /// Source documents left out because they name a user the target's erasure ledger erased.
+    pub erased: u64,
     /// How long the collection took.
     #[serde(serialize_with = "crate::migrate::seconds")]
     pub elapsed: Duration,
@@ -221,16 +229,35 @@ pub async fn migrate(
         collections: Vec::new(),
         elapsed: Duration::ZERO,
     };
+    let map = match &options.subjects {
+        Some(m) => m.clone(),
+        None => subjects::stored_map(&**target).await?,
+    };
+    let erasures = Erasures::load(&**target, map).await?;
     for name in names {
+        // The target's own ledger and data-subject map are never written over by the source's
+        // (see restore): they are the target's record of whom it erased and how it finds them.
+        let own = [subjects::ERASURES, subjects::SUBJECTS];
+        if own.contains(&name.as_str()) && target_has(target, &name).await? {
+            continue;
+        }
         let one = if options.dry_run {
             plan(source, target, &markers, &name).await?
         } else {
-            migrate_one(source, target, &markers, &name, options).await?
+            migrate_one(source, target, &markers, &name, options, erasures.as_ref()).await?
         };
         report.collections.push(one);
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Whether the target holds documents in `name` (without creating it).
+async fn target_has(target: &Arc<dyn PersistenceBackend>, name: &str) -> Result<bool> {
+    if !target.list_collections().await?.iter().any(|c| c == name) {
+        return Ok(false);
+    }
+    Ok(target.collection(name).await?.count(&Filter::All).await? > 0)
 }
 
 /// The collections to migrate: the named ones (validated, each must exist in the source), or
@@ -321,6 +348,7 @@ async fn plan(
         source_sha256: String::new(),
         target_sha256: String::new(),
         differences: Differences::default(),
+        erased: 0,
         elapsed: started.elapsed(),
     })
 }
@@ -338,6 +366,7 @@ async fn migrate_one(
     markers: &CollectionRef,
     name: &str,
     options: &MigrateOptions,
+    erasures: Option<&Erasures>,
 ) -> Result<CollectionMigration> {
     let started = Instant::now();
     let src = source.collection(name).await?;
@@ -354,7 +383,7 @@ async fn migrate_one(
     let indexes = src.list_indexes().await?;
     if done {
         // Complete before: verify only; nothing is written when both sides still agree.
-        let (s, t, diff) = compare(&src, &dst, name, options).await?;
+        let (s, t, diff) = compare(&src, &dst, name, options, erasures).await?;
         if diff.is_empty() {
             let mut one = report_of(name, MigrationState::Unchanged, &s, &t, diff, started);
             one.resumed_after = resumed_after;
@@ -365,11 +394,11 @@ async fn migrate_one(
     markers
         .upsert(doc(json!({"_id": name, "done": false, "source": source.kind(), "started_at": now()})))
         .await?;
-    let copied = copy(&src, &dst, name, resumed_after.as_deref(), options).await?;
+    let (copied, erased) = copy(&src, &dst, name, resumed_after.as_deref(), options, erasures).await?;
     for spec in &indexes {
         dst.create_index(spec.clone()).await?;
     }
-    let (s, t, diff) = compare(&src, &dst, name, options).await?;
+    let (s, t, diff) = compare(&src, &dst, name, options, erasures).await?;
     let state = if diff.is_empty() { MigrationState::Copied } else { MigrationState::Mismatch };
     if state == MigrationState::Copied {
         markers
@@ -381,6 +410,7 @@ async fn migrate_one(
     }
     let mut one = report_of(name, state, &s, &t, diff, started);
     one.copied = copied;
+    one.erased = erased;
     one.resumed_after = resumed_after;
     one.indexes = indexes.len();
     Ok(one)
@@ -405,6 +435,7 @@ fn report_of(
         source_sha256: s.sha256.clone(),
         target_sha256: t.sha256.clone(),
         differences,
+        erased: 0,
         elapsed: started.elapsed(),
     }
 }
@@ -420,7 +451,8 @@ async fn copy(
     name: &str,
     after: Option<&str>,
     options: &MigrateOptions,
-) -> Result<u64> {
+    erasures: Option<&Erasures>,
+) -> Result<(u64, u64)> {
     let query = match after {
         Some(id) => Query::new(Filter::gt("_id", id)),
         None => Query::all(),
@@ -428,9 +460,14 @@ async fn copy(
     let total = if options.progress.wants_totals() { Some(src.count(&query.filter).await?) } else { None };
     options.progress.begin(&format!("migrate {name}"), total, Unit::Documents);
     let mut stream = src.find_stream(&query).await?;
-    let (mut batch, mut copied) = (Vec::with_capacity(options.batch_size), 0u64);
+    let (mut batch, mut copied, mut erased) = (Vec::with_capacity(options.batch_size), 0u64, 0u64);
     while let Some(d) = stream.next().await {
-        batch.push(d?);
+        let d = d?;
+        if erasures.is_some_and(|e| e.erased(name, &d)) {
+            erased += 1;
+            continue;
+        }
+        batch.push(d);
         if batch.len() == options.batch_size {
             copied += write_batch(dst, &mut batch, options).await?;
         }
@@ -439,7 +476,7 @@ async fn copy(
         copied += write_batch(dst, &mut batch, options).await?;
     }
     options.progress.end();
-    Ok(copied)
+    Ok((copied, erased))
 }
 
 async fn write_batch(
@@ -459,10 +496,12 @@ async fn compare(
     dst: &CollectionRef,
     name: &str,
     options: &MigrateOptions,
+    erasures: Option<&Erasures>,
 ) -> Result<(ContentDigest, ContentDigest, Differences)> {
     options.progress.begin(&format!("verify {name}"), None, Unit::Documents);
-    let mut a = Side::open(src).await?;
-    let mut b = Side::open(dst).await?;
+    // The source as the target should hold it: without the erased users' documents.
+    let mut a = Side::open(src, erasures.map(|e| (name, e))).await?;
+    let mut b = Side::open(dst, None).await?;
     let mut diff = Differences::default();
     let (mut x, mut y) = (a.next().await?, b.next().await?);
     loop {
@@ -501,19 +540,26 @@ async fn compare(
 }
 
 /// One side of a comparison: its documents in `_id` order as canonical lines, hashed as read.
-struct Side {
+struct Side<'a> {
     stream: DocumentStream,
     hasher: ContentHasher,
+    /// Documents to skip: those of erased users (the source side only).
+    skip: Option<(&'a str, &'a Erasures)>,
 }
 
-impl Side {
-    async fn open(coll: &CollectionRef) -> Result<Side> {
-        Ok(Side { stream: coll.find_stream(&Query::all()).await?, hasher: ContentHasher::new() })
+impl<'a> Side<'a> {
+    async fn open(coll: &CollectionRef, skip: Option<(&'a str, &'a Erasures)>) -> Result<Side<'a>> {
+        Ok(Side { stream: coll.find_stream(&Query::all()).await?, hasher: ContentHasher::new(), skip })
     }
 
     async fn next(&mut self) -> Result<Option<(String, Vec<u8>)>> {
-        let Some(d) = self.stream.next().await else { return Ok(None) };
-        let d = d?;
+        let d = loop {
+            let Some(d) = self.stream.next().await else { return Ok(None) };
+            let d = d?;
+            if !self.skip.is_some_and(|(c, e)| e.erased(c, &d)) {
+                break d;
+            }
+        };
         let id = id_of(&d).unwrap_or_default().to_owned();
         let mut line = canonical::to_bytes(&d);
         line.push(b'\n');

@@ -37,16 +37,19 @@ async fn subjects_on(name: &'static str) {
     }
 
     let notes = store.collection("notes").await.unwrap();
-    notes.insert_value(json!({"_id": "n1", "owner": {"id": "ada"}, "text": "mine"})).await.unwrap();
-    notes.insert_value(json!({"_id": "n2", "owner": {"id": "bob"}, "shared_with": "ada"})).await.unwrap();
+    notes.insert_value(json!({"_id": "n1", "owner": {"id": "ada-lovelace"}, "text": "mine"})).await.unwrap();
+    notes
+        .insert_value(json!({"_id": "n2", "owner": {"id": "bob"}, "shared_with": "ada-lovelace"}))
+        .await
+        .unwrap();
     notes.insert_value(json!({"_id": "n3", "owner": {"id": "bob"}})).await.unwrap();
     let profiles = store.collection("profiles").await.unwrap();
-    profiles.insert_value(json!({"_id": "ada", "lang": "en"})).await.unwrap();
+    profiles.insert_value(json!({"_id": "ada-lovelace", "lang": "en"})).await.unwrap();
     profiles.insert_value(json!({"_id": "bob", "lang": "fr"})).await.unwrap();
     // Events: Ada's old ones are archived, her new one stays.
     let events = store.collection("events").await.unwrap();
     let now = 1_741_996_800u64;
-    for (id, user, age_days) in [("e1", "ada", 30), ("e2", "bob", 30), ("e3", "ada", 1)] {
+    for (id, user, age_days) in [("e1", "ada-lovelace", 30), ("e2", "bob", 30), ("e3", "ada-lovelace", 1)] {
         events
             .insert_value(json!({"_id": id, "user": user, "t": (now - age_days * 86_400) * 1000}))
             .await
@@ -64,12 +67,12 @@ async fn subjects_on(name: &'static str) {
         RetentionOptions { now: UNIX_EPOCH + Duration::from_secs(now), ..RetentionOptions::new(work.path()) };
     assert_eq!(retention::run(store, &options).await.unwrap().collections[0].archived, 2);
 
-    let export = subjects::export_user(&**store, &map, "ada", Some(work.path())).await.unwrap();
+    let export = subjects::export_user(&**store, &map, "ada-lovelace", Some(work.path())).await.unwrap();
     let ids = |docs: &Vec<orbstore::Document>| {
         docs.iter().map(|d| d["_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&export.collections["notes"]), ["n1", "n2"], "{name}: owner and shared");
-    assert_eq!(ids(&export.collections["profiles"]), ["ada"]);
+    assert_eq!(ids(&export.collections["profiles"]), ["ada-lovelace"]);
     assert_eq!(ids(&export.collections["events"]), ["e3"]);
     assert_eq!(ids(&export.archived["events"]), ["e1"], "{name}: archived ones too, nobody else's");
     assert_eq!(export.total(), 5);
@@ -82,19 +85,19 @@ async fn subjects_on(name: &'static str) {
     let holds_id = |dir: &std::path::Path| {
         files(dir)
             .into_iter()
-            .filter(|f| std::fs::read(f).unwrap().windows(4).any(|w| w == b"\"ada"))
+            .filter(|f| std::fs::read(f).unwrap().windows(12).any(|w| w == b"ada-lovelace"))
             .collect::<Vec<_>>()
     };
     if let Some(dir) = &t.dir {
         store.flush().await.unwrap();
         assert!(!holds_id(dir.path()).is_empty(), "{name}: the scan finds the id before the erasure");
     }
-    let report = subjects::forget_user(&**store, &map, "ada", Some(work.path())).await.unwrap();
+    let report = subjects::forget_user(&**store, &map, "ada-lovelace", Some(work.path())).await.unwrap();
     assert_eq!(report.deleted.values().sum::<u64>(), 4, "{name}: {report:?}");
     assert_eq!(report.archived_removed["events"], 1, "{name}: {report:?}");
-    assert!(!report.tombstone.contains("ada") && report.tombstone.len() == 64);
+    assert!(report.tombstone.len() == 64 && report.tombstone.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(
-        subjects::export_user(&**store, &map, "ada", Some(work.path())).await.unwrap().total(),
+        subjects::export_user(&**store, &map, "ada-lovelace", Some(work.path())).await.unwrap().total(),
         0,
         "{name}"
     );
@@ -104,14 +107,14 @@ async fn subjects_on(name: &'static str) {
         3,
         "{name}: Bob keeps n3, his profile and e2 (n2, shared with Ada, went with her)"
     );
-    assert!(subjects::is_forgotten(&**store, "ada").await.unwrap());
+    assert!(subjects::is_forgotten(&**store, "ada-lovelace").await.unwrap());
     assert!(!subjects::is_forgotten(&**store, "bob").await.unwrap());
     let ledger = store.collection(subjects::ERASURES).await.unwrap().find_all().await.unwrap();
     assert!(
-        ledger.iter().all(|d| !serde_json::to_string(d).unwrap().contains("ada")),
+        ledger.iter().all(|d| !serde_json::to_string(d).unwrap().contains("ada-lovelace")),
         "{name}: the ledger holds no id"
     );
-    let again = subjects::forget_user(&**store, &map, "ada", Some(work.path())).await.unwrap();
+    let again = subjects::forget_user(&**store, &map, "ada-lovelace", Some(work.path())).await.unwrap();
     assert_eq!(
         (again.deleted.len(), again.archived_removed.len()),
         (0, 0),
@@ -173,7 +176,7 @@ async fn erased_users_stay_erased_through_restore(name: &'static str) {
     let work = tempfile::tempdir().unwrap();
     subjects::register(&**store, "notes", &["owner"]).await.unwrap();
     let notes = store.collection("notes").await.unwrap();
-    for (id, owner) in [("n1", "ada"), ("n2", "bob"), ("n3", "ada"), ("n4", "cy")] {
+    for (id, owner) in [("n1", "ada-lovelace"), ("n2", "bob"), ("n3", "ada-lovelace"), ("n4", "cy")] {
         notes.insert_value(json!({"_id": id, "owner": owner})).await.unwrap();
     }
     let old = work.path().join("before.tar.zst");
@@ -181,7 +184,7 @@ async fn erased_users_stay_erased_through_restore(name: &'static str) {
         .await
         .unwrap();
     let map = subjects::stored_map(&**store).await.unwrap();
-    subjects::forget_user(&**store, &map, "ada", None).await.unwrap();
+    subjects::forget_user(&**store, &map, "ada-lovelace", None).await.unwrap();
     let report = restore(store, &old, &RestoreOptions { replace: true, ..Default::default() }).await.unwrap();
     let notes_report = report.collections.iter().find(|c| c.name == "notes").unwrap();
     assert_eq!((notes_report.written, notes_report.erased), (2, 2), "{name}: {report:?}");
@@ -189,7 +192,7 @@ async fn erased_users_stay_erased_through_restore(name: &'static str) {
         notes.find_all().await.unwrap().iter().map(|d| d["owner"].as_str().unwrap().to_owned()).collect();
     assert_eq!(owners, ["bob", "cy"], "{name}: Ada does not come back from the old backup");
     assert!(
-        subjects::is_forgotten(&**store, "ada").await.unwrap(),
+        subjects::is_forgotten(&**store, "ada-lovelace").await.unwrap(),
         "{name}: the ledger survives the restore"
     );
     t.cleanup().await;
@@ -209,4 +212,43 @@ async fn erasure_survives_restore_on_sqlite() {
 #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
 async fn erasure_survives_restore_on_postgres() {
     erased_users_stay_erased_through_restore("postgres").await
+}
+
+/// Migrating old data into a store that has erased a user: their documents are not copied, and
+/// the verification expects them absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_survives_migrate_from_memory_to_sqlite() {
+    use orbstore_ops::{migrate, MigrateOptions, MigrationState};
+    let (old, t) = (target("memory").await, target("sqlite").await);
+    for store in [&old.store, &t.store] {
+        subjects::register(&**store, "notes", &["owner"]).await.unwrap();
+    }
+    let notes = old.store.collection("notes").await.unwrap();
+    for (id, owner) in [("n1", "ada-lovelace"), ("n2", "bob"), ("n3", "ada-lovelace")] {
+        notes.insert_value(json!({"_id": id, "owner": owner})).await.unwrap();
+    }
+    let map = subjects::stored_map(&*t.store).await.unwrap();
+    subjects::forget_user(&*t.store, &map, "ada-lovelace", None).await.unwrap();
+    let report = migrate(&old.store, &t.store, &MigrateOptions::default()).await.unwrap();
+    let n = report.collections.iter().find(|c| c.name == "notes").unwrap();
+    assert_eq!((n.state, n.copied, n.erased), (MigrationState::Copied, 1, 2), "{report:?}");
+    let owners: Vec<String> = t
+        .store
+        .collection("notes")
+        .await
+        .unwrap()
+        .find_all()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d["owner"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(owners, ["bob"]);
+    assert!(!report.collections.iter().any(|c| c.name == subjects::ERASURES), "the target's ledger is kept");
+    assert!(subjects::is_forgotten(&*t.store, "ada-lovelace").await.unwrap());
+    // Again: nothing to do, still verified.
+    let again = migrate(&old.store, &t.store, &MigrateOptions::default()).await.unwrap();
+    assert!(again.changed_nothing() && again.verified(), "{again:?}");
+    old.cleanup().await;
+    t.cleanup().await;
 }
