@@ -51,10 +51,21 @@ pub async fn run(store: &Store, args: ImportArgs) -> Result<()> {
             return Err(e);
         }
     };
+    // The store's erasure ledger, re-applied: old files must not bring an erased user back.
+    let map = crate::user::map(store).await?;
+    let erased = orbstore_ops::subjects::reapply_ledger(&**store, &map).await?;
+    let erased_total: u64 = erased.values().sum();
     if args.json {
-        say!("{}", serde_json::to_string_pretty(&as_json(&report, store.kind())).unwrap_or_default());
+        let mut out = as_json(&report, store.kind());
+        if let Some(o) = out.as_object_mut() {
+            o.insert("erased".into(), json!(erased));
+        }
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_summary(&report, store.kind());
+        if erased_total > 0 {
+            say!("Removed {erased_total} imported documents of users the store's erasure ledger has erased.");
+        }
     }
     let failed = report.failed().count();
     if failed > 0 {

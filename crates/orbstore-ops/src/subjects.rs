@@ -302,3 +302,33 @@ impl Erasures {
         self.tombstones.is_empty()
     }
 }
+
+/// Deletes every document of `store` that names a user its erasure ledger has erased, through
+/// `map` (what the legacy import runs after writing: an import may carry an erased user back).
+/// Returns how many were deleted per collection; nothing without a ledger.
+pub async fn reapply_ledger(
+    store: &dyn PersistenceBackend,
+    map: &SubjectMap,
+) -> Result<BTreeMap<String, u64>> {
+    let mut deleted = BTreeMap::new();
+    let Some(erasures) = Erasures::load(store, map.clone()).await? else { return Ok(deleted) };
+    let existing = store.list_collections().await?;
+    for name in map.keys().filter(|n| existing.contains(n) && n.as_str() != AUDIT_COLLECTION) {
+        let coll = store.collection(name).await?;
+        let mut ids = Vec::new();
+        let mut stream = coll.find_stream(&Query::all()).await?;
+        while let Some(doc) = stream.try_next().await? {
+            if erasures.erased(name, &doc) {
+                ids.extend(doc.get(ID_FIELD).cloned());
+            }
+        }
+        let mut n = 0;
+        for chunk in ids.chunks(1000) {
+            n += coll.delete_many(&Filter::is_in(ID_FIELD, chunk.to_vec())).await?;
+        }
+        if n > 0 {
+            deleted.insert(name.clone(), n);
+        }
+    }
+    Ok(deleted)
+}

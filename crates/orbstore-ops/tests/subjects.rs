@@ -114,6 +114,14 @@ async fn subjects_on(name: &'static str) {
         ledger.iter().all(|d| !serde_json::to_string(d).unwrap().contains("ada-lovelace")),
         "{name}: the ledger holds no id"
     );
+    // An import carrying her back: the ledger, re-applied, removes exactly her documents.
+    notes.insert_value(json!({"_id": "n9", "owner": {"id": "ada-lovelace"}})).await.unwrap();
+    notes.insert_value(json!({"_id": "n8", "owner": {"id": "dan"}})).await.unwrap();
+    let purged = subjects::reapply_ledger(&**store, &map).await.unwrap();
+    assert_eq!(purged.into_iter().collect::<Vec<_>>(), [("notes".to_owned(), 1)], "{name}");
+    assert!(
+        notes.find_by_id("n8").await.unwrap().is_some() && notes.find_by_id("n9").await.unwrap().is_none()
+    );
     let again = subjects::forget_user(&**store, &map, "ada-lovelace", Some(work.path())).await.unwrap();
     assert_eq!(
         (again.deleted.len(), again.archived_removed.len()),
