@@ -42,6 +42,9 @@ enum UserCommand {
     Forget {
         /// The user's id.
         user: String,
+        /// Also rewrite the backups in BACKUP_DIR that still hold the user, without them.
+        #[arg(long)]
+        rewrite_backups: bool,
     },
     /// Everything one user has, live and in the cold archives, as one JSON document.
     Export {
@@ -89,7 +92,7 @@ pub async fn run(store: &Store, args: UserArgs) -> ExitCode {
             }
         }
         UserCommand::Export { user, out } => export(store, &user, out, json).await,
-        UserCommand::Forget { user } => forget(store, &user, json).await,
+        UserCommand::Forget { user, rewrite_backups } => forget(store, &user, rewrite_backups, json).await,
     }
 }
 
@@ -143,23 +146,42 @@ fn reader_left(e: &Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-async fn forget(store: &Store, user: &str, json: bool) -> ExitCode {
+async fn forget(store: &Store, user: &str, rewrite_backups: bool, json: bool) -> ExitCode {
     let archive_dir =
         orbstore_ops::retention::RetentionOptions::from_lookup(|k| std::env::var(k).ok()).archive_dir;
     let result = async {
         let m = map(store).await?;
-        subjects::forget_user(&**store, &m, user, Some(&archive_dir)).await
+        let report = subjects::forget_user(&**store, &m, user, Some(&archive_dir)).await?;
+        // The backups made before now that still hold the user, rewritten without them if asked.
+        let dir = orbstore_ops::BackupOptions::from_env()?.dir;
+        let u = user.to_owned();
+        let backups = tokio::task::spawn_blocking(move || -> Result<Vec<(PathBuf, Option<u64>)>> {
+            subjects::backups_holding(&dir, &m, &u)?
+                .into_iter()
+                .map(|p| {
+                    let removed = if rewrite_backups {
+                        Some(subjects::rewrite_backup_without(&p, &m, &u)?)
+                    } else {
+                        None
+                    };
+                    Ok((p, removed))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::backend("the backup scan thread failed", e))??;
+        Ok::<_, Error>((report, backups))
     }
     .await;
     match &result {
-        Ok(r) => {
+        Ok((r, _)) => {
             let counts = json!({"deleted": r.deleted, "archived_removed": r.archived_removed});
             crate::audit::note(&**store, "erasure", &r.tombstone, Ok(counts)).await
         }
         Err(e) => crate::audit::note(&**store, "erasure", "one data subject (id not recorded)", Err(e)).await,
     }
     match result {
-        Ok(r) => {
+        Ok((r, backups)) => {
             let deleted: u64 = r.deleted.values().sum();
             let archived: u64 = r.archived_removed.values().sum();
             let mut human = vec![format!(
@@ -167,11 +189,22 @@ async fn forget(store: &Store, user: &str, json: bool) -> ExitCode {
                 r.tombstone
             )];
             human.extend(r.compaction.iter().map(|c| format!("- {c}")));
-            human.push(
-                "Backups made before now still hold the user until they rotate out; orb restore into this store leaves them out."
-                    .to_owned(),
-            );
-            let fields = serde_json::to_value(&r).map(output::fields).unwrap_or_default();
+            for (path, removed) in &backups {
+                human.push(match removed {
+                    Some(n) => format!("Rewrote the backup {} without the user ({n} documents removed).", path.display()),
+                    None => format!(
+                        "The backup {} still holds the user until it rotates out (orb restore into this store \
+                         leaves them out; --rewrite-backups rewrites it).",
+                        path.display()
+                    ),
+                });
+            }
+            let mut fields = serde_json::to_value(&r).map(output::fields).unwrap_or_default();
+            let listed: Vec<_> = backups
+                .iter()
+                .map(|(p, removed)| json!({"path": p, "rewritten": removed.is_some(), "removed": removed}))
+                .collect();
+            fields.insert("backups_holding_the_user".into(), json!(listed));
             output::success(json, Channel::Stdout, fields, &human)
         }
         Err(e) => output::failure(json, Channel::Stdout, "user forget", &e, Default::default(), &[]),

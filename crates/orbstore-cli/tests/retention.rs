@@ -89,8 +89,22 @@ fn retention_archives_then_deletes_and_the_archive_reads_back() {
 
     // Forget the agent: nothing of it is left, live or archived; the audit log keeps a record
     // naming only the tombstone.
-    let forgot = object(&orb(dir.path(), &vars, &["user", "forget", "grid-agent", "--json"]).out);
+    // A backup made before holds the agent; --rewrite-backups rewrites it without.
+    let backups = dir.path().join("backups");
+    let with_backups =
+        [("ORB_ARCHIVE_DIR", archives.to_str().unwrap()), ("BACKUP_DIR", backups.to_str().unwrap())];
+    assert!(orb(dir.path(), &with_backups, &["backup"]).ok);
+    let forgot = object(
+        &orb(dir.path(), &with_backups, &["user", "forget", "grid-agent", "--rewrite-backups", "--json"]).out,
+    );
     assert_eq!(forgot["archived_removed"]["experiences"].as_u64(), Some(before), "{forgot}");
+    let held = forgot["backups_holding_the_user"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{forgot}");
+    assert_eq!(held[0]["rewritten"], true, "{forgot}");
+    let inspect = object(
+        &orb(dir.path(), &with_backups, &["inspect", "--json", held[0]["path"].as_str().unwrap()]).out,
+    );
+    assert_eq!(inspect["verified"], true, "the rewritten backup verifies: {inspect}");
     let again = object(
         &orb(dir.path(), &vars, &["user", "export", "grid-agent", "--out", out.to_str().unwrap(), "--json"])
             .out,

@@ -332,3 +332,94 @@ pub async fn reapply_ledger(
     }
     Ok(deleted)
 }
+
+/// The backups in `dir` (the archives `orbstore_ops::backup` names there) holding a document of
+/// `user` through `map`, each read whole and verified. Blocking.
+pub fn backups_holding(dir: &Path, map: &SubjectMap, user: &str) -> Result<Vec<std::path::PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| crate::rotation::parse_archive_name(n).is_some())
+        })
+        .collect();
+    paths.sort();
+    let mut holding = Vec::new();
+    for path in paths {
+        struct Finds<'a> {
+            map: &'a SubjectMap,
+            user: &'a str,
+            found: bool,
+        }
+        impl crate::verify::Visitor for Finds<'_> {
+            fn document(&mut self, c: &str, doc: Document, _bytes: usize) -> Result<()> {
+                if let Some(paths) = self.map.get(c) {
+                    self.found |= user_filter(paths, self.user).matches(&doc);
+                }
+                Ok(())
+            }
+        }
+        let mut finds = Finds { map, user, found: false };
+        crate::verify::read_archive(&path, &mut finds, true, &crate::progress::NoProgress)?.check()?;
+        if finds.found {
+            holding.push(path);
+        }
+    }
+    Ok(holding)
+}
+
+/// Rewrites the backup at `path` without `user`'s documents: the archive is read and verified,
+/// the new one (same compression, same manifest but for the changed counts and hashes) written
+/// to `<path>.partial`, fsynced and renamed over it. Returns how many documents were removed.
+/// Blocking.
+pub fn rewrite_backup_without(path: &Path, map: &SubjectMap, user: &str) -> Result<u64> {
+    use crate::builder::ArchiveBuilder;
+    struct Rewrite<'a> {
+        builder: Option<ArchiveBuilder>,
+        map: &'a SubjectMap,
+        user: &'a str,
+        removed: u64,
+    }
+    impl crate::verify::Visitor for Rewrite<'_> {
+        fn indexes(&mut self, c: &str, specs: &[orbstore_core::IndexSpec]) -> Result<()> {
+            self.builder.as_mut().expect("open until the end").begin_collection(c.to_owned(), specs.to_vec())
+        }
+        fn document(&mut self, c: &str, doc: Document, _bytes: usize) -> Result<()> {
+            if self.map.get(c).is_some_and(|paths| user_filter(paths, self.user).matches(&doc)) {
+                self.removed += 1;
+                return Ok(());
+            }
+            self.builder.as_mut().expect("open until the end").document(&doc)
+        }
+        fn end_documents(&mut self, _c: &str, _d: &crate::canonical::ContentDigest) -> Result<()> {
+            self.builder.as_mut().expect("open until the end").end_collection()
+        }
+    }
+    let partial = crate::fsutil::partial_path(path);
+    let result = (|| {
+        let compression = crate::archive::open(path)?.compression;
+        let file = std::fs::File::create(&partial)
+            .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+        let mtime = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let dir = crate::fsutil::parent_dir(path);
+        let mut rewrite = Rewrite {
+            builder: Some(ArchiveBuilder::new(file, &dir, compression, mtime)),
+            map,
+            user,
+            removed: 0,
+        };
+        let manifest =
+            crate::verify::read_archive(path, &mut rewrite, true, &crate::progress::NoProgress)?.check()?;
+        let builder = rewrite.builder.take().expect("open until the end");
+        let (file, _) = builder.finish(manifest)?;
+        crate::fsutil::commit(file, &partial, path)?;
+        Ok(rewrite.removed)
+    })();
+    if result.is_err() {
+        crate::fsutil::discard(&partial);
+    }
+    result
+}

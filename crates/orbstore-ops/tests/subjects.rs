@@ -187,10 +187,9 @@ async fn erased_users_stay_erased_through_restore(name: &'static str) {
     for (id, owner) in [("n1", "ada-lovelace"), ("n2", "bob"), ("n3", "ada-lovelace"), ("n4", "cy")] {
         notes.insert_value(json!({"_id": id, "owner": owner})).await.unwrap();
     }
-    let old = work.path().join("before.tar.zst");
-    backup(store, &BackupOptions { out: Some(old.clone()), ..BackupOptions::from_lookup(|_| None).unwrap() })
-        .await
-        .unwrap();
+    let options =
+        BackupOptions { dir: work.path().to_owned(), ..BackupOptions::from_lookup(|_| None).unwrap() };
+    let old = backup(store, &options).await.unwrap().path;
     let map = subjects::stored_map(&**store).await.unwrap();
     subjects::forget_user(&**store, &map, "ada-lovelace", None).await.unwrap();
     let report = restore(store, &old, &RestoreOptions { replace: true, ..Default::default() }).await.unwrap();
@@ -203,6 +202,15 @@ async fn erased_users_stay_erased_through_restore(name: &'static str) {
         subjects::is_forgotten(&**store, "ada-lovelace").await.unwrap(),
         "{name}: the ledger survives the restore"
     );
+
+    // The old backup still holds her until it is rewritten without her.
+    let holding = subjects::backups_holding(work.path(), &map, "ada-lovelace").unwrap();
+    assert_eq!(holding, std::slice::from_ref(&old), "{name}");
+    assert_eq!(subjects::rewrite_backup_without(&old, &map, "ada-lovelace").unwrap(), 2);
+    assert!(subjects::backups_holding(work.path(), &map, "ada-lovelace").unwrap().is_empty());
+    let inspected = orbstore_ops::inspect(&old, &orbstore_ops::NoProgress).unwrap();
+    assert!(inspected.verified, "{name}: the rewritten backup verifies: {:?}", inspected.problems);
+    assert_eq!(inspected.manifest.collection("notes").unwrap().count, 2);
     t.cleanup().await;
 }
 
