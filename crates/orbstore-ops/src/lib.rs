@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod export;
 mod fsutil;
 pub mod inspect;
+pub mod maintenance;
 pub mod manifest;
 pub mod migrate;
 pub mod progress;
