@@ -224,7 +224,9 @@ impl Maintenance {
                     let outcome = match take_lease(&*store, name, &holder, hold).await {
                         Ok(false) => None,
                         Ok(true) => {
-                            status.lock().get_mut(name).map(|s| s.running = true);
+                            if let Some(s) = status.lock().get_mut(name) {
+                                s.running = true;
+                            }
                             // The run itself is not cut by a stop: shutdown waits for it to end.
                             let r = job(store.clone()).await;
                             let released = release_lease(&*store, name, &holder).await;
