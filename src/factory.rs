@@ -39,8 +39,9 @@ pub async fn from_env_stacked() -> Result<Stacked> {
 /// With `PERSISTENCE_OFFLINE_MODE=true` the journal sits over the backend, its replica kept by a
 /// file backend in `$ORB_JOURNAL_DIR/replica`, and a server that does not answer at open
 /// (`Unavailable`) does not stop the store from opening: the backend is opened on first use
-/// ([`orbstore_layers::LazyBackend`]) and the journal ships to it once it answers. Any other
-/// error at open (a bad password, say) is returned as without offline mode.
+/// ([`orbstore_layers::LazyBackend`]) and the journal ships to it once it answers, unless the
+/// journal is fresh (see [`COLD_START_VAR`]). Any other error at open (a bad password, say) is
+/// returned as without offline mode.
 pub async fn from_lookup_stacked(lookup: impl Fn(&str) -> Option<String>) -> Result<Stacked> {
     let config = Config::from_lookup(&lookup)?;
     let layers = orbstore_layers::StackConfig::from_lookup(&lookup)?;
@@ -53,6 +54,24 @@ pub async fn from_lookup_stacked(lookup: impl Fn(&str) -> Option<String>) -> Res
     let backend = match open(config.clone()).await {
         Ok(backend) => backend,
         Err(e) if e.kind() == ErrorKind::Unavailable => {
+            // A fresh journal has an empty replica: an agent starting on it would see an empty
+            // store (a blank Q-table, say), and the states it then writes would replace the
+            // server's documents when the server returns. Refused unless asked for.
+            let cold = local.list_collections().await?.is_empty();
+            if cold && !orbstore_core::parse_bool(COLD_START_VAR, lookup(COLD_START_VAR))? {
+                let _ = local.close().await;
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{}; offline mode does not start a fresh journal (an empty replica in {}) while the server is \
+                         down: what the application writes then would replace the server's documents when it \
+                         returns. Start once with the server up, or set {COLD_START_VAR}=true to accept that",
+                        e.message(),
+                        offline.replica_dir.display()
+                    ),
+                )
+                .with_source(e));
+            }
             tracing::warn!(
                 target: "orbstore::factory",
                 "offline mode: the {kind} backend did not answer ({e}); the journal accepts writes and ships them \
@@ -68,6 +87,9 @@ pub async fn from_lookup_stacked(lookup: impl Fn(&str) -> Option<String>) -> Res
     };
     layers.open(backend, Some(local)).await
 }
+
+/// The variable that lets offline mode start a fresh journal while the server is down.
+pub const COLD_START_VAR: &str = "ORB_OFFLINE_COLD_START";
 
 /// The journal's local replica store: a file backend, debounced (the journal flushes it before
 /// it deletes the journal files it holds, so nothing depends on its own fsyncs).

@@ -3,7 +3,9 @@
 
 mod factory;
 
-pub use factory::{from_env, from_env_stacked, from_lookup_stacked, open, Store, BACKEND_FEATURES};
+pub use factory::{
+    from_env, from_env_stacked, from_lookup_stacked, open, Store, BACKEND_FEATURES, COLD_START_VAR,
+};
 pub use orbstore_core::*;
 pub use orbstore_layers::{JournalLayer, Stacked, SyncStatus};
 

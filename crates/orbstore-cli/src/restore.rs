@@ -80,7 +80,7 @@ fn collections_json(cs: &[CollectionRestore]) -> Value {
         .map(|c| {
             json!({"name": c.name, "expected": c.expected, "written": c.written, "indexes": c.indexes,
                    "replaced": c.replaced, "state": c.state.as_str(), "erased": c.erased,
-                   "kept_target_ledger": c.kept_target_ledger})
+                   "kept_target_copy": c.kept_target_copy})
         })
         .collect()
 }
@@ -124,8 +124,13 @@ fn print(store: &Store, r: &RestoreReport, as_json: bool) -> ExitCode {
             output::plural(erased, "document", "documents")
         ));
     }
-    if r.collections.iter().any(|c| c.kept_target_ledger) {
-        human.push("Kept the store's own erasure ledger (the archive's was not written over it).".to_owned());
+    if r.collections.iter().any(|c| c.kept_target_copy) {
+        let kept: Vec<&str> =
+            r.collections.iter().filter(|c| c.kept_target_copy).map(|c| c.name.as_str()).collect();
+        human.push(format!(
+            "Kept the store's own {} (the archive's copies were not written over them).",
+            kept.join(", ")
+        ));
     }
     if !replaced.is_empty() {
         human.push(format!("Replaced: {}.", replaced.join(", ")));

@@ -79,8 +79,14 @@ async fn an_agent_started_while_postgres_is_down_learns_and_syncs_later() {
         ]
     };
 
-    // Down: the agent starts, learns, and its writes wait in the journal.
+    // Down, on a fresh journal: refused by default (its empty replica would overwrite the
+    // server's data later), accepted when asked for.
     let down_vars = offline(&down);
+    let run = orb(dir.path(), &down_vars, &["demo", "--episodes", "1"]);
+    assert!(!run.ok && run.err.contains("ORB_OFFLINE_COLD_START"), "{}", run.err);
+    let mut down_vars = down_vars;
+    down_vars.push(("ORB_OFFLINE_COLD_START", "true".to_owned()));
+    // Down: the agent starts, learns, and its writes wait in the journal.
     let run = orb(dir.path(), &down_vars, &["demo", "--episodes", "20"]);
     assert!(run.ok, "the demo must run while the server is down:\n{}\n{}", run.out, run.err);
     assert!(run.out.contains("Starting fresh"), "{}", run.out);

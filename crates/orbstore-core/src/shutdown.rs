@@ -60,15 +60,18 @@ pub async fn shutdown_all() -> Result<()> {
 /// Spawns a task (on the current tokio runtime) that waits for SIGINT or SIGTERM (Ctrl-C
 /// elsewhere), runs [`shutdown_all`], logs a failure, then calls `then` (exit the process, say).
 /// Installed once per process: later calls do nothing, and the first call's `then` is the one
-/// that runs.
+/// that runs. Called outside a tokio runtime, it installs nothing.
 #[cfg(feature = "signal")]
 pub fn on_signal(then: impl FnOnce() + Send + 'static) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static INSTALLED: AtomicBool = AtomicBool::new(false);
+    // Outside a runtime there is nothing to spawn on: install nothing (and leave the flag, so a
+    // later call inside one can).
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return;
     }
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};

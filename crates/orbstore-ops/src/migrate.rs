@@ -237,7 +237,7 @@ pub async fn migrate(
     for name in names {
         // The target's own ledger and data-subject map are never written over by the source's
         // (see restore): they are the target's record of whom it erased and how it finds them.
-        let own = [subjects::ERASURES, subjects::SUBJECTS];
+        let own = crate::restore::KEPT;
         if own.contains(&name.as_str()) && target_has(target, &name).await? {
             continue;
         }

@@ -21,6 +21,10 @@ use crate::progress::{NoProgress, Progress, Unit};
 use crate::subjects::{self, Erasures, SubjectMap};
 use crate::verify::{self, Visitor};
 
+/// Collections a restore never writes over when the target has them: the erasure ledger, the
+/// data-subject map, the audit log.
+pub const KEPT: [&str; 3] = [subjects::ERASURES, subjects::SUBJECTS, crate::audit::AUDIT_COLLECTION];
+
 /// How to restore.
 #[derive(Clone)]
 pub struct RestoreOptions {
@@ -95,9 +99,10 @@ pub struct CollectionRestore {
     pub replaced: bool,
     /// Documents left out because they name a user the target's erasure ledger has erased.
     pub erased: u64,
-    /// The erasure ledger of the archive, left out because the target has its own (a ledger
-    /// only grows, and the target's is the one its key matches): the target's is kept.
-    pub kept_target_ledger: bool,
+    /// The archive's copy was left out because the target has its own, which is kept: the
+    /// erasure ledger (the one its key matches), the data-subject map and the audit log
+    /// (append-only: the target's is the newer). See [`KEPT`].
+    pub kept_target_copy: bool,
     /// How far it got.
     pub state: RestoreState,
 }
@@ -214,7 +219,7 @@ struct Sender {
     erased: u64,
     /// A collection whose documents are not written (the archive's erasure ledger when the
     /// target has one).
-    skip: Option<String>,
+    skip: Vec<String>,
 }
 
 impl Sender {
@@ -240,7 +245,7 @@ impl Visitor for Sender {
     }
 
     fn document(&mut self, collection: &str, doc: Document, bytes: usize) -> Result<()> {
-        if self.skip.as_deref() == Some(collection) {
+        if self.skip.iter().any(|s| s == collection) {
             return Ok(());
         }
         if self.erasures.as_ref().is_some_and(|e| e.erased(collection, &doc)) {
@@ -302,7 +307,7 @@ pub async fn restore(
                 indexes: 0,
                 replaced: false,
                 erased: 0,
-                kept_target_ledger: false,
+                kept_target_copy: false,
                 state: RestoreState::NotStarted,
             })
             .collect(),
@@ -312,19 +317,19 @@ pub async fn restore(
 
     // 2. The target: no collection of the archive unless replacing; indexes it can build.
     let existing = store.list_collections().await.map_err(|e| fail(e, Some(&report)))?;
-    // The target's erasure ledger is never replaced (nor a clash): an archive's is skipped.
-    let keep_ledger = existing.iter().any(|e| e == subjects::ERASURES);
-    if keep_ledger {
-        if let Some(c) = report.collections.iter_mut().find(|c| c.name == subjects::ERASURES) {
-            c.kept_target_ledger = true;
-        }
+    // The target's ledger, map and audit log are never replaced (nor a clash): the archive's
+    // copies are skipped.
+    let kept: Vec<String> =
+        KEPT.iter().filter(|k| existing.iter().any(|e| e == *k)).map(|k| (*k).to_owned()).collect();
+    for c in report.collections.iter_mut().filter(|c| kept.contains(&c.name)) {
+        c.kept_target_copy = true;
     }
     let clashes: Vec<&str> = report
         .manifest
         .collections
         .iter()
         .map(|c| c.name.as_str())
-        .filter(|n| existing.iter().any(|e| e == n) && *n != subjects::ERASURES)
+        .filter(|n| existing.iter().any(|e| e == n) && !KEPT.contains(n))
         .collect();
     if !clashes.is_empty() && !options.replace {
         let e = Error::conflict(format!(
@@ -375,7 +380,7 @@ pub async fn restore(
             erasures,
             kept: ContentHasher::new(),
             erased: 0,
-            skip: keep_ledger.then(|| subjects::ERASURES.to_owned()),
+            skip: kept,
         };
         verify::read_archive(&owned, &mut sender, true, &NoProgress).map(|_| ())
     });
@@ -412,7 +417,7 @@ async fn write_all(
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Start { name, .. }
-                if report.collections.iter().any(|c| c.name == name && c.kept_target_ledger) =>
+                if report.collections.iter().any(|c| c.name == name && c.kept_target_copy) =>
             {
                 current = None;
                 skipping = Some(name);

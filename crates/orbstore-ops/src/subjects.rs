@@ -160,7 +160,7 @@ pub struct ForgetReport {
 }
 
 /// The ledger's key: 32 random bytes, created by the first erasure.
-async fn ledger_key(store: &dyn PersistenceBackend) -> Result<Vec<u8>> {
+async fn ledger_key(store: &dyn PersistenceBackend, create: bool) -> Result<Vec<u8>> {
     let ledger = store.collection(ERASURES).await?;
     if let Some(doc) = ledger.find_by_id("key").await? {
         if let Some(k) = doc.get("hmac_sha256_key").and_then(Value::as_str).and_then(|h| hex::decode(h).ok())
@@ -169,12 +169,19 @@ async fn ledger_key(store: &dyn PersistenceBackend) -> Result<Vec<u8>> {
         }
         return Err(Error::corrupt(format!("the key of the erasure ledger {ERASURES} is unreadable")));
     }
+    if !create {
+        // Tombstones without their key can never be matched again: that is damage to report,
+        // never something to paper over with a fresh key.
+        return Err(Error::corrupt(format!(
+            "the erasure ledger {ERASURES} holds tombstones but no key: erased users cannot be recognized"
+        )));
+    }
     let key: [u8; 32] = rand::random();
     let doc = serde_json::json!({ID_FIELD: "key", "hmac_sha256_key": hex::encode(key)});
     // insert, not upsert: two first erasures at once must agree on one key.
     match ledger.insert_one(doc.as_object().cloned().unwrap_or_default()).await {
         Ok(_) => Ok(key.to_vec()),
-        Err(e) if e.kind() == orbstore_core::ErrorKind::Conflict => Box::pin(ledger_key(store)).await,
+        Err(e) if e.kind() == orbstore_core::ErrorKind::Conflict => Box::pin(ledger_key(store, false)).await,
         Err(e) => Err(e),
     }
 }
@@ -198,9 +205,32 @@ pub async fn forget_user(
     if user.is_empty() {
         return Err(Error::invalid("the user id is empty"));
     }
-    let key = ledger_key(store).await?;
+    let key = ledger_key(store, true).await?;
     let tombstone = keyed_hash(&key, user);
+    // The tombstone first: a crash or an error midway leaves it `pending`, so restore, migrate
+    // and import already leave the user out, and forgetting again finishes the erasure.
+    let ledger = store.collection(ERASURES).await?;
+    let earlier = ledger.find_by_id(&tombstone).await?;
+    let first_at = earlier.as_ref().and_then(|d| d.get("first_at").cloned());
+    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let first_at = first_at.unwrap_or_else(|| Value::String(now.clone()));
+    let pending =
+        serde_json::json!({ID_FIELD: tombstone, "state": "pending", "first_at": first_at, "at": now});
+    ledger.upsert(pending.as_object().cloned().unwrap_or_default()).await?;
+    store.flush().await?;
     let existing = store.list_collections().await?;
+    // The cold archives are this erasure's alone while it rewrites them (see `cold::lock`).
+    let _lock = match archive_dir {
+        Some(dir) => {
+            let dir = dir.to_owned();
+            Some(
+                tokio::task::spawn_blocking(move || cold::lock(&dir))
+                    .await
+                    .map_err(|e| Error::backend("the archive lock thread failed", e))??,
+            )
+        }
+        None => None,
+    };
     let mut report = ForgetReport {
         tombstone: tombstone.clone(),
         deleted: BTreeMap::new(),
@@ -226,13 +256,22 @@ pub async fn forget_user(
             }
         }
     }
-    let touched: Vec<&String> = report.deleted.keys().chain(report.archived_removed.keys()).collect();
+    let mut touched: Vec<String> =
+        report.deleted.keys().chain(report.archived_removed.keys()).cloned().collect();
+    // Forgetting again keeps what the earlier erasures touched.
+    if let Some(Value::Array(before)) = earlier.as_ref().and_then(|d| d.get("collections")) {
+        touched.extend(before.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    touched.sort();
+    touched.dedup();
     let doc = serde_json::json!({
         ID_FIELD: tombstone,
+        "state": "complete",
+        "first_at": first_at,
         "at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         "collections": touched,
     });
-    store.collection(ERASURES).await?.upsert(doc.as_object().cloned().unwrap_or_default()).await?;
+    ledger.upsert(doc.as_object().cloned().unwrap_or_default()).await?;
     store.flush().await?;
     report.compaction = match store.compact().await {
         Ok(c) => c.actions,
@@ -246,8 +285,12 @@ pub async fn is_forgotten(store: &dyn PersistenceBackend, user: &str) -> Result<
     if !store.list_collections().await?.iter().any(|c| c == ERASURES) {
         return Ok(false);
     }
-    let key = ledger_key(store).await?;
-    Ok(store.collection(ERASURES).await?.find_by_id(&keyed_hash(&key, user)).await?.is_some())
+    let ledger = store.collection(ERASURES).await?;
+    if ledger.count(&Filter::All).await? == 0 {
+        return Ok(false);
+    }
+    let key = ledger_key(store, false).await?;
+    Ok(ledger.find_by_id(&keyed_hash(&key, user)).await?.is_some())
 }
 
 /// The erasure ledger of a store, to leave erased users' documents out of what is written into
@@ -276,17 +319,22 @@ impl Erasures {
         if tombstones.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Erasures { key: ledger_key(store).await?, tombstones, map }))
+        Ok(Some(Erasures { key: ledger_key(store, false).await?, tombstones, map }))
     }
 
     /// Whether `doc` of `collection` names an erased user at a mapped field.
     pub fn erased(&self, collection: &str, doc: &Document) -> bool {
         let Some(paths) = self.map.get(collection) else { return false };
         paths.iter().any(|p| {
+            // As `user_filter`'s equality does: a string, or a string inside an array.
             FieldPath::new(p.clone())
                 .resolve(doc)
                 .into_iter()
                 .flatten()
+                .flat_map(|v| match v {
+                    Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                    other => vec![other],
+                })
                 .filter_map(Value::as_str)
                 .any(|v| self.tombstones.contains(&keyed_hash(&self.key, v)))
         })

@@ -261,7 +261,7 @@ async fn bad_policies_are_refused_naming_what_is_wrong() {
                 Duration::from_secs(60),
                 Action::Delete,
             ),
-            "own collection",
+            "orbstore's own",
         ),
     ];
     for (policy, needle) in cases {

@@ -437,12 +437,23 @@ impl PersistenceBackend for PostgresBackend {
         let before = self.stats().await?;
         let c = self.shared.client().await?;
         let mut actions = Vec::new();
+        // A VACUUM of a large table outlasts the session's statement_timeout; VACUUM cannot run
+        // in a transaction (so no SET LOCAL): lift it for this session and reset it after.
+        c.batch_execute("SET statement_timeout = 0").await.ctx("lift the statement timeout for VACUUM")?;
+        let mut vacuumed = Ok(());
         for coll in &before.collections {
-            c.batch_execute(&format!("VACUUM (ANALYZE) {}", self.shared.table(&coll.name)))
+            let r = c
+                .batch_execute(&format!("VACUUM (ANALYZE) {}", self.shared.table(&coll.name)))
                 .await
-                .ctx(&format!("VACUUM (ANALYZE) of {}", coll.name))?;
+                .ctx(&format!("VACUUM (ANALYZE) of {}", coll.name));
+            if let Err(e) = r {
+                vacuumed = Err(e);
+                break;
+            }
             actions.push(format!("VACUUM (ANALYZE) {}", coll.name));
         }
+        c.batch_execute("RESET statement_timeout").await.ctx("reset the statement timeout")?;
+        vacuumed?;
         if actions.is_empty() {
             actions.push("no collections".to_owned());
         }

@@ -29,6 +29,7 @@ const CHOOSING: &[&str] = &[
     "PERSISTENCE_AUTO_SAVE",
     "PERSISTENCE_CACHE_SIZE",
     "DB_MAX_RETRIES",
+    "ORB_OFFLINE_COLD_START",
 ];
 
 /// `orb retention set` for the demo's experiences: every one older than a second is due.

@@ -23,6 +23,42 @@ use crate::manifest::Manifest;
 use crate::progress::NoProgress;
 use crate::verify::{self, Visitor};
 
+/// An exclusive lock on an archive directory (`<dir>/.lock`), held by whoever changes its
+/// files: a retention run for the whole of a collection's archiving, an erasure for the whole of
+/// its rewriting. Two writers merging into one month file at once would each rename over the
+/// other's result and lose documents already deleted from the store. Released when dropped.
+pub(crate) struct ArchiveLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the lock, waiting for another holder (another process or task). Blocking.
+pub(crate) fn lock(dir: &Path) -> Result<ArchiveLock> {
+    create_dirs(dir)?;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(ArchiveLock(file))
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing each new entry's parent, so the directory
+/// survives a crash as well as the files later put in it.
+fn create_dirs(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs(parent)?;
+    }
+    std::fs::create_dir(dir)
+        .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    fsutil::sync_dir(&fsutil::parent_dir(dir))
+        .map_err(|e| Error::io(format!("syncing the parent of {}", dir.display()), e))
+}
+
 /// A month, `YYYY-MM`, of a time in microseconds since the epoch (UTC).
 pub(crate) fn period_of(micros: i128) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(micros.saturating_mul(1_000))
@@ -143,12 +179,7 @@ fn write_month(
 ) -> Result<PathBuf> {
     let path = archive_path(dir, collection, period);
     let sub = fsutil::parent_dir(&path);
-    let created = !sub.exists();
-    std::fs::create_dir_all(&sub).map_err(|e| Error::io(format!("creating {}", sub.display()), e))?;
-    if created {
-        // The new directory's entry must survive a crash as well as the file in it.
-        fsutil::sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
-    }
+    create_dirs(&sub)?;
     let partial = fsutil::partial_path(&path);
     let result = (|| {
         let file = std::fs::File::create(&partial)
@@ -194,6 +225,9 @@ fn write_month(
         let created_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let manifest = Manifest::new(source_backend, created_at, SnapshotConsistency::PerCollection);
         let (file, _) = builder.finish(manifest)?;
+        file.sync_all().map_err(|e| Error::io(format!("syncing {}", partial.display()), e))?;
+        // Read back before it replaces the old file (and before the store deletes anything).
+        verify::read_archive(&partial, &mut verify::JustRead, true, &NoProgress)?.check()?;
         fsutil::commit(file, &partial, &path)
     })();
     if result.is_err() {

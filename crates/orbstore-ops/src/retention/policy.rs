@@ -177,10 +177,19 @@ impl RetentionPolicy {
     /// Checks the policy: a valid collection name (not the policies' own), valid paths, a rule.
     pub fn validate(&self) -> Result<()> {
         validate_collection_name(&self.collection)?;
-        if self.collection == POLICIES {
-            return Err(Error::invalid(
-                "the retention policies' own collection cannot have a retention policy",
-            ));
+        if self.collection.starts_with("orbstore_") {
+            // The policies, the erasure ledger (deleting tombstones would bring erased users
+            // back), the data-subject map, the leases, the migration markers.
+            return Err(Error::invalid(format!(
+                "{:?} is one of orbstore's own collections, which cannot have a retention policy",
+                self.collection
+            )));
+        }
+        if self.keep_newest.as_ref().is_some_and(|k| k.count == 0) {
+            return Err(Error::invalid(format!(
+                "keeping the newest 0 documents of {:?} would delete them all: keep at least 1",
+                self.collection
+            )));
         }
         FieldPath::parse(&self.time_field).map_err(|e| {
             Error::invalid(format!("the time field of {:?}: {}", self.collection, e.message()))

@@ -234,24 +234,37 @@ async fn apply(
     let progress = &options.progress;
     progress.begin(&format!("retention {}", policy.collection), Some(due.len() as u64), Unit::Documents);
     let by_age_only = policy.keep_newest.is_none();
+    // The archive directory is this run's alone while it archives (see `cold::lock`).
+    let _lock = match policy.action {
+        Action::Archive => {
+            let dir = options.archive_dir.clone();
+            Some(
+                tokio::task::spawn_blocking(move || cold::lock(&dir))
+                    .await
+                    .map_err(|e| Error::backend("the archive lock thread failed", e))??,
+            )
+        }
+        Action::Delete => None,
+    };
     for round in due.chunks(ARCHIVE_ROUND) {
-        let ids: Vec<&str> = match policy.action {
-            Action::Delete => round.iter().map(|(id, _)| id.as_str()).collect(),
+        let ids: Vec<String> = match policy.action {
+            Action::Delete => round.iter().map(|(id, _)| id.clone()).collect(),
             Action::Archive => {
                 let archived = archive_round(store, coll, policy, cutoff, round, options).await?;
-                out.archived += archived.ids.len() as u64;
+                out.archived += archived.docs.len() as u64;
                 for p in archived.paths {
                     if !out.archives.contains(&p) {
                         out.archives.push(p);
                     }
                 }
-                // Only what is now durable in an archive is deleted.
-                let kept: std::collections::HashSet<&str> = archived.ids.iter().map(String::as_str).collect();
-                round.iter().map(|(id, _)| id.as_str()).filter(|id| kept.contains(id)).collect()
+                // Only what is now durable in an archive is deleted, and only while it is still
+                // what was archived: a document changed since is kept for the next run (which
+                // archives its new version), so no version is ever deleted unarchived.
+                unchanged(coll, archived.docs).await?
             }
         };
         for batch in ids.chunks(DELETE_BATCH) {
-            let mut filter = Filter::is_in(ID_FIELD, batch.iter().map(|id| Value::String((*id).to_owned())));
+            let mut filter = Filter::is_in(ID_FIELD, batch.iter().map(|id| Value::String(id.clone())));
             // A document made newer since it was found stays (age-based rules, numeric times).
             if let (true, Some(bound)) = (by_age_only, cutoff.and_then(|c| policy.unit.number(c))) {
                 filter = Filter::and([filter, Filter::lt(policy.time_field.clone(), bound)]);
@@ -265,8 +278,25 @@ async fn apply(
 }
 
 struct Archived {
-    ids: Vec<String>,
+    /// Each archived document's id and canonical bytes.
+    docs: Vec<(String, Vec<u8>)>,
     paths: Vec<PathBuf>,
+}
+
+/// The ids of `archived` whose document in the store is still byte for byte the archived one.
+async fn unchanged(coll: &CollectionRef, archived: Vec<(String, Vec<u8>)>) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(archived.len());
+    for batch in archived.chunks(DELETE_BATCH) {
+        let filter = Filter::is_in(ID_FIELD, batch.iter().map(|(id, _)| Value::String(id.clone())));
+        let now: HashMap<String, Vec<u8>> = coll
+            .find(&Query::new(filter))
+            .await?
+            .into_iter()
+            .map(|d| (id_of(&d).unwrap_or_default().to_owned(), crate::canonical::to_bytes(&d)))
+            .collect();
+        out.extend(batch.iter().filter(|(id, bytes)| now.get(id) == Some(bytes)).map(|(id, _)| id.clone()));
+    }
+    Ok(out)
 }
 
 /// Fetches a round's documents, checks each is still due, and merges them into their month
@@ -280,7 +310,7 @@ async fn archive_round(
     options: &RetentionOptions,
 ) -> Result<Archived> {
     let mut months: std::collections::BTreeMap<String, Vec<Document>> = Default::default();
-    let mut ids = Vec::new();
+    let mut archived = Vec::new();
     for batch in round.chunks(DELETE_BATCH) {
         let filter = Filter::is_in(ID_FIELD, batch.iter().map(|(id, _)| Value::String(id.clone())));
         let mut docs = coll.find(&Query::new(filter)).await?;
@@ -292,7 +322,7 @@ async fn archive_round(
             if policy.keep_newest.is_none() && cutoff.is_some_and(|c| t >= c) {
                 continue;
             }
-            ids.push(id_of(&doc).unwrap_or_default().to_owned());
+            archived.push((id_of(&doc).unwrap_or_default().to_owned(), crate::canonical::to_bytes(&doc)));
             months.entry(cold::period_of(t)).or_default().push(doc);
         }
     }
@@ -309,7 +339,7 @@ async fn archive_round(
     })
     .await
     .map_err(|e| Error::backend("the archive writer thread failed", e))??;
-    Ok(Archived { ids, paths })
+    Ok(Archived { docs: archived, paths })
 }
 
 #[cfg(test)]
