@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use orbstore_core::engine::{CollectionEngine, FrozenStore};
 use orbstore_core::{
-    Capabilities, CollectionRef, CollectionStats, Error, HealthReport, IndexSpec, PersistenceBackend, Query,
-    Result, Snapshot, StorageStats, Transaction,
+    Capabilities, CollectionRef, CollectionStats, CompactReport, Error, HealthReport, IndexSpec,
+    PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
 
@@ -473,6 +473,30 @@ impl PersistenceBackend for JournalLayer {
             warnings,
             storage_bytes: Some(status.journal_disk_bytes),
         })
+    }
+
+    /// Ships what the journal holds (at most 30 s; its files are deleted once shipped and
+    /// checkpointed, so written values leave them), then compacts the local replica's store and
+    /// the server's. A server that cannot be reached or compacted is reported in the actions,
+    /// not as an error: the journal works offline.
+    async fn compact(&self) -> Result<CompactReport> {
+        self.shared.check_open()?;
+        let mut actions = Vec::new();
+        if let Err(e) = self.sync_now(Duration::from_secs(30)).await {
+            actions.push(format!("the journal was not drained, its files keep what is not shipped: {e}"));
+        }
+        let local = self.shared.local.compact().await?;
+        actions.extend(local.actions.iter().map(|a| format!("local replica: {a}")));
+        let (mut before, mut after) = (local.bytes_before, local.bytes_after);
+        match self.shared.inner.compact().await {
+            Ok(server) => {
+                actions.extend(server.actions.iter().map(|a| format!("server: {a}")));
+                before = before.zip(server.bytes_before).map(|(a, b)| a + b);
+                after = after.zip(server.bytes_after).map(|(a, b)| a + b);
+            }
+            Err(e) => actions.push(format!("server not compacted: {e}")),
+        }
+        Ok(CompactReport { backend: "journal".into(), actions, bytes_before: before, bytes_after: after })
     }
 
     /// Returns when every write acknowledged before it is durable in the journal (it already
