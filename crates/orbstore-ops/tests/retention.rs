@@ -276,6 +276,32 @@ async fn bad_policies_are_refused_naming_what_is_wrong() {
 }
 
 #[tokio::test]
+async fn a_wrong_time_unit_is_refused_before_anything_is_deleted() {
+    let t = target("memory").await;
+    let work = tempfile::tempdir().unwrap();
+    let c = t.store.collection("interactions").await.unwrap();
+    for i in 0..10u64 {
+        // Seconds, but the policy will say milliseconds: every time reads as January 1970.
+        c.insert_value(json!({"_id": format!("i{i}"), "at": 1_741_000_000 + i})).await.unwrap();
+    }
+    let policy = RetentionPolicy::max_age(
+        "interactions",
+        "at",
+        TimeUnit::Millis,
+        Duration::from_secs(86_400),
+        Action::Delete,
+    );
+    retention::set_policy(&*t.store, &policy).await.unwrap();
+    let dry = retention::run(&t.store, &options(work.path(), true)).await.unwrap();
+    assert_eq!((dry.collections[0].due, dry.collections[0].before_2000), (10, 10), "{dry:?}");
+    let e = retention::run(&t.store, &options(work.path(), false)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("probably wrong") && e.message().contains("millis"), "{e}");
+    assert_eq!(c.count_all().await.unwrap(), 10, "nothing deleted");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_damaged_month_file_stops_the_archive_and_deletes_nothing() {
     let t = target("file").await;
     let work = tempfile::tempdir().unwrap();

@@ -58,6 +58,9 @@ impl RetentionOptions {
     }
 }
 
+/// 2000-01-01T00:00:00Z in microseconds since the epoch.
+const YEAR_2000_MICROS: i128 = 946_684_800_000_000;
+
 /// The variable naming the cold archives' directory.
 pub const ARCHIVE_DIR_VAR: &str = "ORB_ARCHIVE_DIR";
 
@@ -80,6 +83,9 @@ pub struct CollectionRetention {
     pub newest: Option<String>,
     /// Documents kept because their time field is missing or does not read in the policy's unit.
     pub unreadable_time: u64,
+    /// Due documents whose time reads as before 2000: most of them means a wrong unit (seconds
+    /// read as milliseconds give January 1970), which a real run refuses.
+    pub before_2000: u64,
     /// The cold archive files written.
     pub archives: Vec<PathBuf>,
 }
@@ -143,6 +149,7 @@ pub async fn run(store: &Arc<dyn PersistenceBackend>, options: &RetentionOptions
             oldest: None,
             newest: None,
             unreadable_time: 0,
+            before_2000: 0,
             archives: Vec::new(),
         };
         if existing.contains(&policy.collection) {
@@ -153,6 +160,20 @@ pub async fn run(store: &Arc<dyn PersistenceBackend>, options: &RetentionOptions
             out.unreadable_time = unreadable;
             out.oldest = due.iter().map(|(_, t)| *t).min().map(rfc3339);
             out.newest = due.iter().map(|(_, t)| *t).max().map(rfc3339);
+            out.before_2000 = due.iter().filter(|(_, t)| *t < YEAR_2000_MICROS).count() as u64;
+            if !options.dry_run && out.before_2000 * 2 > out.due {
+                return Err(Error::invalid(format!(
+                    "{} of the {} documents of {:?} due under its policy date from before 2000 (the oldest {}): \
+                     the unit {:?} is probably wrong for {:?}; nothing was deleted. Fix the policy \
+                     (orb retention set …), or check with --dry-run",
+                    out.before_2000,
+                    out.due,
+                    policy.collection,
+                    out.oldest.as_deref().unwrap_or("?"),
+                    policy.unit.as_str(),
+                    policy.time_field
+                )));
+            }
             if !options.dry_run && !due.is_empty() {
                 apply(store, &coll, &policy, cutoff, due, options, &mut out).await.map_err(|e| {
                     Error::new(
