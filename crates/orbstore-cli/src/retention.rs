@@ -283,7 +283,15 @@ async fn apply(store: &Store, dry_run: bool, collections: Vec<String>, json: boo
                 String::new()
             };
             let n = if dry_run { c.due } else { c.deleted };
-            format!("{:<24} {n} {verb}{archived}{span}{unreadable}", c.collection)
+            let unit = if c.before_2000 * 2 > c.due {
+                format!(
+                    "; warning: {} of them date from before 2000, is the unit right? (a real run refuses)",
+                    c.before_2000
+                )
+            } else {
+                String::new()
+            };
+            format!("{:<24} {n} {verb}{archived}{span}{unreadable}{unit}", c.collection)
         })
         .collect();
     if human.is_empty() {
