@@ -42,7 +42,56 @@ pub async fn from_env_stacked() -> Result<Stacked> {
 /// ([`orbstore_layers::LazyBackend`]) and the journal ships to it once it answers, unless the
 /// journal is fresh (see [`COLD_START_VAR`]). Any other error at open (a bad password, say) is
 /// returned as without offline mode.
+///
+/// On top of everything sits [`orbstore_schema::SchemaLayer`], which validates writes against
+/// the collections' stored schemas (rereading them every `ORB_SCHEMA_REFRESH`, default 5 s),
+/// unless `ORB_SCHEMA_VALIDATION=off`.
 pub async fn from_lookup_stacked(lookup: impl Fn(&str) -> Option<String>) -> Result<Stacked> {
+    let schemas = SchemaSettings::from_lookup(&lookup)?;
+    let mut stacked = open_stacked(lookup).await?;
+    if let Some(refresh) = schemas.refresh {
+        stacked.store = Arc::new(orbstore_schema::SchemaLayer::with_refresh(stacked.store, refresh));
+    }
+    Ok(stacked)
+}
+
+/// The variable that turns validation on write off (`on` by default).
+pub const SCHEMA_VALIDATION_VAR: &str = "ORB_SCHEMA_VALIDATION";
+
+/// The variable setting how often the stored schemas are reread (a duration, default 5 s).
+pub const SCHEMA_REFRESH_VAR: &str = "ORB_SCHEMA_REFRESH";
+
+struct SchemaSettings {
+    /// `None`: validation off.
+    refresh: Option<std::time::Duration>,
+}
+
+impl SchemaSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<SchemaSettings> {
+        let on = match lookup(SCHEMA_VALIDATION_VAR) {
+            None => true,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "invalid {SCHEMA_VALIDATION_VAR}={v:?}: use on or off"
+                    )))
+                }
+            },
+        };
+        let refresh = match lookup(SCHEMA_REFRESH_VAR) {
+            None => orbstore_schema::DEFAULT_REFRESH,
+            Some(v) => humantime::parse_duration(v.trim()).map_err(|e| {
+                Error::invalid(format!("invalid {SCHEMA_REFRESH_VAR}={v:?}: {e} (a duration such as 5s or 1m)"))
+            })?,
+        };
+        Ok(SchemaSettings { refresh: on.then_some(refresh) })
+    }
+}
+
+/// [`from_lookup_stacked`] without the schema layer.
+async fn open_stacked(lookup: impl Fn(&str) -> Option<String>) -> Result<Stacked> {
     let config = Config::from_lookup(&lookup)?;
     let layers = orbstore_layers::StackConfig::from_lookup(&lookup)?;
     let kind = config.backend.kind();

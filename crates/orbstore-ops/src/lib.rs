@@ -17,6 +17,7 @@ pub mod restore;
 pub mod retention;
 pub mod rotation;
 pub mod subjects;
+pub mod validate;
 mod verify;
 
 pub use archive::Compression;

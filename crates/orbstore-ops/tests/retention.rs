@@ -208,21 +208,14 @@ async fn retention_on(name: &'static str) {
     t.cleanup().await;
 }
 
-macro_rules! on {
-    ($name:ident, $backend:literal $(, $cfg:meta)?) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        $(#[cfg_attr($cfg, ignore = "needs a server URL (ORBSTORE_TEST_POSTGRES_URL / ORBSTORE_TEST_MONGODB_URL)")])?
-        async fn $name() {
-            retention_on($backend).await
-        }
-    };
-}
 
-on!(retention_on_memory, "memory");
-on!(retention_on_file, "file");
-on!(retention_on_sqlite, "sqlite");
-on!(retention_on_postgres, "postgres", orbstore_no_postgres);
-on!(retention_on_mongodb, "mongodb", orbstore_no_mongodb);
+every_backend!(retention_on;
+    retention_on_memory: "memory",
+    retention_on_file: "file",
+    retention_on_sqlite: "sqlite",
+    retention_on_postgres: "postgres" if orbstore_no_postgres,
+    retention_on_mongodb: "mongodb" if orbstore_no_mongodb,
+);
 
 #[tokio::test]
 async fn bad_policies_are_refused_naming_what_is_wrong() {

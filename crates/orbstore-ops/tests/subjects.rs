@@ -159,21 +159,14 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-macro_rules! on {
-    ($name:ident, $backend:literal $(, $cfg:meta)?) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        $(#[cfg_attr($cfg, ignore = "needs a server URL (ORBSTORE_TEST_POSTGRES_URL / ORBSTORE_TEST_MONGODB_URL)")])?
-        async fn $name() {
-            subjects_on($backend).await
-        }
-    };
-}
 
-on!(subjects_on_memory, "memory");
-on!(subjects_on_file, "file");
-on!(subjects_on_sqlite, "sqlite");
-on!(subjects_on_postgres, "postgres", orbstore_no_postgres);
-on!(subjects_on_mongodb, "mongodb", orbstore_no_mongodb);
+every_backend!(subjects_on;
+    subjects_on_memory: "memory",
+    subjects_on_file: "file",
+    subjects_on_sqlite: "sqlite",
+    subjects_on_postgres: "postgres" if orbstore_no_postgres,
+    subjects_on_mongodb: "mongodb" if orbstore_no_mongodb,
+);
 
 /// A backup made before an erasure, restored over the store afterwards: the erased user does not
 /// come back, everybody else does, and the store keeps its ledger.

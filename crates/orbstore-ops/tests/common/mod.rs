@@ -165,3 +165,17 @@ pub fn options_in(dir: &std::path::Path) -> orbstore_ops::BackupOptions {
 pub fn backend(store: &Store) -> &dyn PersistenceBackend {
     &**store
 }
+
+/// One test per backend running `$run(backend_name)`: `every_backend!(run; memory_test: "memory",
+/// postgres_test: "postgres" if orbstore_no_postgres, ...)`; a server test is ignored when its
+/// URL was not set at build time.
+#[macro_export]
+macro_rules! every_backend {
+    ($run:ident; $($name:ident: $backend:literal $(if $cfg:meta)?),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[cfg_attr($cfg, ignore = "needs a server URL (ORBSTORE_TEST_POSTGRES_URL / ORBSTORE_TEST_MONGODB_URL)")])?
+        async fn $name() {
+            $run($backend).await
+        }
+    )+};
+}
