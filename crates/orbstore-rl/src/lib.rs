@@ -57,3 +57,25 @@ pub const SUBJECT_FIELDS: &[(&str, &[&str])] = &[
     (luna::LUNA_USER_COLLECTION, &["_id"]),
     (te::TE_SESSION_COLLECTION, &["user"]),
 ];
+
+/// JSON Schemas (draft 2020-12) of the documents the stores of this crate write: the collection
+/// and the schema's JSON text, one per collection. Each says which fields a store always writes
+/// (`required`), their types and the bounds the store guarantees (an exploration rate within
+/// 0..=1, counts and times at least 0), and forbids other fields where the store writes every
+/// one; free-form values (a policy's metadata, a configuration value, a metric's data) are left
+/// open. `orb schema install rl` stores them in a store for validation; the `schemas` test
+/// checks that every document the stores write satisfies them.
+pub const SCHEMAS: &[(&str, &str)] = &[
+    (qtable::Q_COLLECTION, include_str!("../schemas/q_values.json")),
+    (experience::EXPERIENCE_COLLECTION, include_str!("../schemas/experiences.json")),
+    (profile::PROFILE_COLLECTION, include_str!("../schemas/user_profiles.json")),
+    (policy::POLICY_COLLECTION, include_str!("../schemas/policies.json")),
+    (config_store::CONFIG_COLLECTION, include_str!("../schemas/configuration.json")),
+    (metrics::METRICS_COLLECTION, include_str!("../schemas/learning_metrics.json")),
+    (events::EVENT_COLLECTION, include_str!("../schemas/experience_events.json")),
+    (events::METADATA_COLLECTION, include_str!("../schemas/action_metadata.json")),
+    (luna::LUNA_PROFILE_COLLECTION, include_str!("../schemas/luna_profiles.json")),
+    (luna::LUNA_USER_COLLECTION, include_str!("../schemas/luna_users.json")),
+    (te::TE_REFLECTION_COLLECTION, include_str!("../schemas/te_reflections.json")),
+    (te::TE_SESSION_COLLECTION, include_str!("../schemas/te_sessions.json")),
+];
