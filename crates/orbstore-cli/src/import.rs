@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use orbstore::{Error, Result, Store};
+use orbstore_ops::validate::{validate_with_schemas_of, ValidateOptions};
 use orbstore_rl::import::{import, FileStatus, ImportFormat, ImportReport};
+use orbstore_schema::Mode;
 use serde_json::{json, Value};
 
 /// The arguments of `orb import`.
@@ -40,7 +42,11 @@ pub async fn run(store: &Store, args: ImportArgs) -> Result<()> {
         Format::Emotistream => ImportFormat::EmotiStream,
         Format::Orb => ImportFormat::Orb,
     };
-    let report = match import(&**store, format, &args.dir).await {
+    let checked = match check_schemas(store, format, &args.dir).await {
+        Ok(()) => import(&**store, format, &args.dir).await,
+        Err(e) => Err(e),
+    };
+    let report = match checked {
         Ok(r) => r,
         Err(e) => {
             if args.json {
@@ -75,6 +81,38 @@ pub async fn run(store: &Store, args: ImportArgs) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Imports into a store in memory first and checks every document that would be written
+/// against the target's schemas: a collection in strict mode refuses the whole import before
+/// anything is written (naming the documents, paths and rules); warn mode only warns.
+async fn check_schemas(store: &Store, format: ImportFormat, dir: &std::path::Path) -> Result<()> {
+    let staging = orbstore::open(orbstore::Config::new(orbstore::BackendConfig::Memory)).await?;
+    // Files that fail here fail the same way in the real import, which reports them.
+    import(&*staging, format, dir).await?;
+    let options = ValidateOptions { max_listed: 5, ..ValidateOptions::default() };
+    let report = validate_with_schemas_of(&**store, &*staging, &options).await?;
+    let mut refused = Vec::new();
+    for c in report.collections.iter().filter(|c| c.invalid > 0) {
+        let first: Vec<String> = c
+            .documents
+            .iter()
+            .map(|d| format!("{} {}", d.id, d.violations.first().map(ToString::to_string).unwrap_or_default()))
+            .collect();
+        let line = format!("{}: {} of {} documents, e.g. {}", c.collection, c.invalid, c.scanned, first.join("; "));
+        match c.mode {
+            Mode::Strict => refused.push(line),
+            Mode::Warn => eprintln!("orb import: warning: not matching the schema (warn mode, imported): {line}"),
+            Mode::Off => {}
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the files do not match the store's schemas (strict), nothing was imported: {}",
+        refused.join(" | ")
+    )))
 }
 
 fn as_json(report: &ImportReport, backend: &str) -> Value {

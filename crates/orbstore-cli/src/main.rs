@@ -39,6 +39,7 @@ mod inspect;
 mod output;
 mod restore;
 mod retention;
+mod schema;
 mod sync;
 mod user;
 
@@ -93,6 +94,11 @@ enum Command {
     User(user::UserArgs),
     /// The store's audit log (access_logs): restores, retention runs, policy changes.
     Audit(audit::AuditArgs),
+    /// The collections' JSON Schemas kept in the store, checked on every write (strict, warn,
+    /// off).
+    Schema(schema::SchemaArgs),
+    /// Check stored documents against their collections' schemas; --fix repairs what it can.
+    Validate(schema::ValidateArgs),
     /// Where the offline journal's sync to the server stands; --wait ships it and waits.
     Sync(sync::SyncArgs),
     /// Collections, counts, sizes, the backend and its health.
@@ -122,7 +128,14 @@ async fn main() -> ExitCode {
         Command::Archive(args) => return retention::archive(args),
         other => other,
     };
-    let stacked = match orbstore::from_env_stacked().await {
+    // A restore writes back what the archive holds, as it was: validating it on the way would
+    // stop it halfway (`orb validate` reports afterwards what does not match).
+    let restoring = matches!(command, Command::Restore(_));
+    let lookup = |k: &str| match k {
+        orbstore::SCHEMA_VALIDATION_VAR if restoring => Some("off".to_owned()),
+        _ => std::env::var(k).ok(),
+    };
+    let stacked = match orbstore::from_lookup_stacked(lookup).await {
         Ok(s) => s,
         Err(e) => {
             let as_json = match &command {
@@ -134,6 +147,9 @@ async fn main() -> ExitCode {
                 Command::Audit(a) => a.json,
                 Command::User(a) => a.json,
                 Command::Compact { json } => *json,
+                Command::Schema(a) => a.json,
+                Command::Validate(a) => a.json,
+                Command::Import(a) => a.json,
                 _ => false,
             };
             if as_json {
@@ -157,6 +173,8 @@ async fn main() -> ExitCode {
         Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
         Command::User(args) => return closing(&store, user::run(&store, args).await).await,
         Command::Compact { json } => return closing(&store, compact::run(&store, json).await).await,
+        Command::Schema(args) => return closing(&store, schema::run(&store, args).await).await,
+        Command::Validate(args) => return closing(&store, schema::validate_command(&store, args).await).await,
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
             unreachable!("handled before the store is opened")
         }

@@ -89,18 +89,28 @@ impl ValidateReport {
 
 /// Checks (and with `fix`, repairs) stored documents against their collections' schemas.
 pub async fn validate(store: &dyn PersistenceBackend, options: &ValidateOptions) -> Result<ValidateReport> {
-    let existing = store.list_collections().await?;
-    let has_schemas = existing.iter().any(|c| c == SCHEMAS_COLLECTION);
+    validate_with_schemas_of(store, store, options).await
+}
+
+/// Checks the documents of `store` against the schemas stored in `schemas`: a legacy import
+/// staged in memory, checked whole against the target's schemas before anything is written.
+pub async fn validate_with_schemas_of(
+    schemas: &dyn PersistenceBackend,
+    store: &dyn PersistenceBackend,
+    options: &ValidateOptions,
+) -> Result<ValidateReport> {
+    let has_schemas = schemas.list_collections().await?.iter().any(|c| c == SCHEMAS_COLLECTION);
     let entries = match &options.collection {
         Some(name) => {
-            let entry = if has_schemas { get_schema(store, name).await? } else { None };
+            let entry = if has_schemas { get_schema(schemas, name).await? } else { None };
             vec![entry.ok_or_else(|| {
                 Error::invalid(format!("{name:?} has no schema (`orb schema set {name} FILE` gives it one)"))
             })?]
         }
-        None if has_schemas => list_schemas(store).await?,
+        None if has_schemas => list_schemas(schemas).await?,
         None => Vec::new(),
     };
+    let existing = store.list_collections().await?;
     let mut collections = Vec::new();
     for entry in entries {
         let schema = entry.validate()?;
