@@ -95,6 +95,41 @@ pub struct CompactReport {
     pub bytes_after: Option<u64>,
 }
 
+/// Something a backend left behind that belongs to no collection, found by
+/// [`PersistenceBackend::cleanup`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Orphan {
+    /// What it is: `temporary file`, `quarantined file`, `log of a dropped collection`,
+    /// `catalog row without a table`, `index without a collection`, ...
+    pub kind: String,
+    /// Its name: a path, or a table's, index's or catalog row's name.
+    pub name: String,
+    /// Its size, when known.
+    pub bytes: Option<u64>,
+    /// Why it is an orphan (`no collection "old_events"`, `modified 41 days ago`).
+    pub detail: String,
+    /// Whether this cleanup removed it.
+    pub removed: bool,
+}
+
+/// What [`PersistenceBackend::cleanup`] found, and removed when asked.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CleanupReport {
+    /// The backend's kind.
+    pub backend: String,
+    /// Whether orphans were removed (`apply`), or only listed.
+    pub applied: bool,
+    /// What was found.
+    pub orphans: Vec<Orphan>,
+    /// What was looked at and how (`looked for temporary files in ./data`), and what the backend
+    /// cannot look for.
+    pub notes: Vec<String>,
+}
+
+/// Quarantined copies of damaged files (`*.corrupt-*`, `*.torn-*`) younger than this are kept
+/// by a cleanup: they are what someone investigating the damage needs.
+pub const QUARANTINE_KEEP: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 impl StorageStats {
     /// The total number of documents.
     pub fn total_documents(&self) -> u64 {
@@ -353,5 +388,15 @@ pub trait PersistenceBackend: Send + Sync + fmt::Debug {
     /// stays as it was. The default: `Unsupported`, naming the backend.
     async fn compact(&self) -> Result<CompactReport> {
         Err(crate::Error::unsupported(format!("the {} backend does not offer compaction", self.kind())))
+    }
+
+    /// Finds what the backend left behind that belongs to no collection (file: temporary files,
+    /// quarantined copies older than [`QUARANTINE_KEEP`], logs of dropped collections; SQL:
+    /// catalog rows and orbstore indexes without their collection), and removes it when
+    /// `apply`. Never touches a live collection's documents or indexes. The default:
+    /// `Unsupported`, naming the backend.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        let _ = apply;
+        Err(crate::Error::unsupported(format!("the {} backend does not offer orphan cleanup", self.kind())))
     }
 }

@@ -22,8 +22,8 @@ mod typed;
 mod update;
 
 pub use backend::{
-    Capabilities, Collection, CollectionRef, CollectionStats, CompactReport, DocumentStream, HealthReport,
-    IndexSpec, PersistenceBackend, StorageStats, Transaction, Upserted,
+    Capabilities, Collection, CollectionRef, CollectionStats, CleanupReport, CompactReport, DocumentStream, HealthReport,
+    IndexSpec, Orphan, PersistenceBackend, StorageStats, Transaction, Upserted, QUARANTINE_KEEP,
 };
 pub use config::{
     parse_bool, BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin,
