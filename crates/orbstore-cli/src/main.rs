@@ -29,6 +29,7 @@ macro_rules! say {
 
 mod audit;
 mod bars;
+mod cleanup;
 mod compact;
 mod import;
 mod migrate;
@@ -90,6 +91,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List what the backend left behind that belongs to no collection (temporary files, old
+    /// quarantined copies, logs of dropped collections, catalog rows and indexes without a
+    /// collection); --apply removes them.
+    Cleanup {
+        /// Remove what was found (without it, nothing is removed).
+        #[arg(long)]
+        apply: bool,
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Data subjects: which collections hold a user's data, and the export of one user's data.
     User(user::UserArgs),
     /// The store's audit log (access_logs): restores, retention runs, policy changes.
@@ -147,6 +159,7 @@ async fn main() -> ExitCode {
                 Command::Audit(a) => a.json,
                 Command::User(a) => a.json,
                 Command::Compact { json } => *json,
+                Command::Cleanup { json, .. } => *json,
                 Command::Schema(a) => a.json,
                 Command::Validate(a) => a.json,
                 Command::Import(a) => a.json,
@@ -173,6 +186,7 @@ async fn main() -> ExitCode {
         Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
         Command::User(args) => return closing(&store, user::run(&store, args).await).await,
         Command::Compact { json } => return closing(&store, compact::run(&store, json).await).await,
+        Command::Cleanup { apply, json } => return closing(&store, cleanup::run(&store, apply, json).await).await,
         Command::Schema(args) => return closing(&store, schema::run(&store, args).await).await,
         Command::Validate(args) => return closing(&store, schema::validate_command(&store, args).await).await,
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use orbstore_core::engine::CollectionEngine;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error, FileConfig,
+    validate_collection_name, Capabilities, CollectionRef, CleanupReport, CollectionStats, CompactReport, Error, FileConfig,
     FileSync, HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
 };
 use parking_lot::{Mutex, RwLock};
@@ -474,6 +474,18 @@ impl PersistenceBackend for FileBackend {
         }
         let after = self.stats().await?.storage_bytes;
         Ok(CompactReport { backend: "file".into(), actions, bytes_before: before, bytes_after: after })
+    }
+
+    /// Temporary files, old quarantined copies and logs of dropped collections
+    /// (`crate::cleanup`), with compactions and drops held off while it looks.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.inner.check_usable()?;
+        let _gate = self.inner.files_gate.lock().await;
+        self.blocking("the cleanup task failed", move |inner| {
+            let state = inner.state.read();
+            crate::cleanup::scan(&inner.dir, &state.collections, std::time::SystemTime::now(), apply)
+        })
+        .await
     }
 
     async fn close(&self) -> Result<()> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, Collection, CollectionRef, CompactReport, Document, DocumentStream, Filter, HealthReport,
+    Capabilities, Collection, CollectionRef, CleanupReport, CompactReport, Document, DocumentStream, Filter, HealthReport,
     Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update, Upserted,
 };
 
@@ -146,6 +146,11 @@ impl<A: Around> PersistenceBackend for AroundBackend<A> {
     async fn compact(&self) -> Result<CompactReport> {
         let inner = &self.inner;
         self.layer.call(op("compact", None, true, true, false), || inner.compact()).await
+    }
+
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        let inner = &self.inner;
+        self.layer.call(op("cleanup", None, apply, true, false), || inner.cleanup(apply)).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -42,7 +42,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
 use orbstore_core::{
-    id_of, Capabilities, Collection, CollectionRef, CompactReport, Document, DocumentStream, Error, Filter,
+    id_of, Capabilities, Collection, CollectionRef, CleanupReport, CompactReport, Document, DocumentStream, Error, Filter,
     HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
     Update, Upserted,
 };
@@ -313,6 +313,10 @@ impl PersistenceBackend for CacheLayer {
     /// The backend's (documents do not change, so the cache stays valid).
     async fn compact(&self) -> Result<CompactReport> {
         self.inner.compact().await
+    }
+
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.inner.cleanup(apply).await
     }
 
     async fn close(&self) -> Result<()> {

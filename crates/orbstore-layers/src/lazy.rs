@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, CollectionRef, CompactReport, Error, HealthReport, PersistenceBackend, Result, Snapshot,
+    Capabilities, CollectionRef, CleanupReport, CompactReport, Error, HealthReport, PersistenceBackend, Result, Snapshot,
     StorageStats, Transaction,
 };
 
@@ -124,6 +124,10 @@ impl PersistenceBackend for LazyBackend {
 
     async fn compact(&self) -> Result<CompactReport> {
         self.get().await?.compact().await
+    }
+
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.get().await?.cleanup(apply).await
     }
 
     /// Closes the backend if it was opened; later operations are refused, never reopened.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use orbstore_core::{
-    id_of, Capabilities, Collection, CollectionRef, CompactReport, Document, DocumentStream, Error, Filter,
+    id_of, Capabilities, Collection, CleanupReport, CollectionRef, CompactReport, Document, DocumentStream, Error, Filter,
     HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update,
     Upserted, ID_FIELD,
 };
@@ -242,6 +242,10 @@ impl PersistenceBackend for SchemaLayer {
 
     async fn compact(&self) -> Result<CompactReport> {
         self.shared.inner.compact().await
+    }
+
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.inner.cleanup(apply).await
     }
 }
 

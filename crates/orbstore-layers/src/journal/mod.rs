@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use orbstore_core::engine::{CollectionEngine, FrozenStore};
 use orbstore_core::{
-    Capabilities, CollectionRef, CollectionStats, CompactReport, Error, HealthReport, IndexSpec,
+    Capabilities, CollectionRef, CollectionStats, CleanupReport, CompactReport, Error, HealthReport, IndexSpec,
     PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
@@ -497,6 +497,26 @@ impl PersistenceBackend for JournalLayer {
             Err(e) => actions.push(format!("server not compacted: {e}")),
         }
         Ok(CompactReport { backend: "journal".into(), actions, bytes_before: before, bytes_after: after })
+    }
+
+    /// The local replica's orphans, then the server's (an unreachable server is a note, not an
+    /// error: the replica's still count).
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        let mut report = self.shared.local.cleanup(apply).await?;
+        report.backend = "journal".into();
+        for o in &mut report.orphans {
+            o.name = format!("local replica: {}", o.name);
+        }
+        report.notes = report.notes.iter().map(|n| format!("local replica: {n}")).collect();
+        match self.shared.inner.cleanup(apply).await {
+            Ok(server) => {
+                report.orphans.extend(server.orphans);
+                report.notes.extend(server.notes.iter().map(|n| format!("server: {n}")));
+            }
+            Err(e) => report.notes.push(format!("server not checked: {e}")),
+        }
+        Ok(report)
     }
 
     /// Returns when every write acknowledged before it is durable in the journal (it already

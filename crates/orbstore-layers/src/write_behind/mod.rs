@@ -47,7 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CompactReport, Error, ErrorKind, HealthReport, Id,
+    validate_collection_name, Capabilities, CollectionRef, CleanupReport, CompactReport, Error, ErrorKind, HealthReport, Id,
     PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
@@ -365,6 +365,10 @@ impl PersistenceBackend for WriteBehindLayer {
     async fn compact(&self) -> Result<CompactReport> {
         self.shared.flush_pending(None).await?;
         self.shared.inner.compact().await
+    }
+
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.inner.cleanup(apply).await
     }
 
     async fn close(&self) -> Result<()> {
