@@ -142,12 +142,13 @@ impl<'s> Walk<'s, '_> {
             path.truncate(len);
         }
         let declared = |k: &str| props.is_some_and(|p| p.contains_key(k));
-        let at_root = path.is_empty();
+        // The document's `_id` is the store's, never the schema's to drop.
+        let kept = |k: &str| declared(k) || (path.is_empty() && k == orbstore_core::ID_FIELD);
         match node.get("additionalProperties") {
             Some(Value::Bool(false)) if !node.contains_key("patternProperties") => {
                 let extra: Vec<String> = obj
                     .keys()
-                    .filter(|k| !declared(k) && !(at_root && k.as_str() == orbstore_core::ID_FIELD))
+                    .filter(|k| !kept(k))
                     .cloned()
                     .collect();
                 for key in extra {
