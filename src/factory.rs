@@ -68,19 +68,11 @@ struct SchemaSettings {
 
 impl SchemaSettings {
     fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<SchemaSettings> {
-        let on = match lookup(SCHEMA_VALIDATION_VAR) {
+        let on = match lookup(SCHEMA_VALIDATION_VAR).filter(|v| !v.trim().is_empty()) {
             None => true,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "" | "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "invalid {SCHEMA_VALIDATION_VAR}={v:?}: use on or off"
-                    )))
-                }
-            },
+            set => orbstore_core::parse_bool(SCHEMA_VALIDATION_VAR, set)?,
         };
-        let refresh = match lookup(SCHEMA_REFRESH_VAR) {
+        let refresh = match lookup(SCHEMA_REFRESH_VAR).filter(|v| !v.trim().is_empty()) {
             None => orbstore_schema::DEFAULT_REFRESH,
             Some(v) => humantime::parse_duration(v.trim()).map_err(|e| {
                 Error::invalid(format!("invalid {SCHEMA_REFRESH_VAR}={v:?}: {e} (a duration such as 5s or 1m)"))
