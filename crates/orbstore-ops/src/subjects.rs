@@ -97,9 +97,24 @@ impl UserExport {
     }
 }
 
-/// The filter of `user`'s documents in a collection mapped at `paths`.
+/// The filter of `user`'s documents in a collection mapped at `paths`: the id as a string, and
+/// as a number too when it is an integer's canonical form (`42`, not `042`), since applications
+/// store numeric user ids as numbers.
 pub fn user_filter(paths: &[String], user: &str) -> Filter {
-    Filter::or(paths.iter().map(|p| Filter::eq(p.clone(), user)))
+    let number = user.parse::<i64>().ok().filter(|n| n.to_string() == user);
+    Filter::or(paths.iter().flat_map(|p| {
+        let as_number = number.map(|n| Filter::eq(p.clone(), n));
+        std::iter::once(Filter::eq(p.clone(), user)).chain(as_number)
+    }))
+}
+
+/// A stored user id as the string `user_filter` matches it: a string, or an integer.
+fn id_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Number(n) if n.is_i64() => Some(std::borrow::Cow::Owned(n.to_string())),
+        _ => None,
+    }
 }
 
 /// Collects `user`'s documents from every collection of `map` that exists, and from the cold
@@ -326,7 +341,7 @@ impl Erasures {
     pub fn erased(&self, collection: &str, doc: &Document) -> bool {
         let Some(paths) = self.map.get(collection) else { return false };
         paths.iter().any(|p| {
-            // As `user_filter`'s equality does: a string, or a string inside an array.
+            // As `user_filter`'s equality does: a string or an integer, or one inside an array.
             FieldPath::new(p.clone())
                 .resolve(doc)
                 .into_iter()
@@ -335,8 +350,8 @@ impl Erasures {
                     Value::Array(items) => items.iter().collect::<Vec<_>>(),
                     other => vec![other],
                 })
-                .filter_map(Value::as_str)
-                .any(|v| self.tombstones.contains(&keyed_hash(&self.key, v)))
+                .filter_map(id_text)
+                .any(|v| self.tombstones.contains(&keyed_hash(&self.key, &v)))
         })
     }
 

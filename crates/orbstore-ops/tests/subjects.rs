@@ -261,3 +261,33 @@ async fn erasure_survives_migrate_from_memory_to_sqlite() {
     old.cleanup().await;
     t.cleanup().await;
 }
+
+/// Applications store numeric user ids as numbers: `forget 42` finds `{"user": 42}` (not
+/// `{"user": 420}` nor `"042"`), and the ledger recognizes it again in a later import.
+async fn numeric_ids_on(name: &'static str) {
+    let t = target(name).await;
+    let store = &t.store;
+    subjects::register(&**store, "sessions", &["user"]).await.unwrap();
+    let map = subjects::stored_map(&**store).await.unwrap();
+    let sessions = store.collection("sessions").await.unwrap();
+    for (id, user) in [("s1", json!(42)), ("s2", json!("42")), ("s3", json!(420)), ("s4", json!("042")), ("s5", json!([7, 42]))] {
+        sessions.insert_value(json!({"_id": id, "user": user})).await.unwrap();
+    }
+    let export = subjects::export_user(&**store, &map, "42", None).await.unwrap();
+    assert_eq!(export.total(), 3, "{name}: {export:?}");
+    let report = subjects::forget_user(&**store, &map, "42", None).await.unwrap();
+    assert_eq!(report.deleted["sessions"], 3, "{name}");
+    let left: Vec<_> = sessions.find_all().await.unwrap().into_iter().map(|d| d["_id"].clone()).collect();
+    assert_eq!(left, [json!("s3"), json!("s4")], "{name}");
+    sessions.insert_value(json!({"_id": "s6", "user": 42})).await.unwrap();
+    let purged = subjects::reapply_ledger(&**store, &map).await.unwrap();
+    assert_eq!(purged.get("sessions"), Some(&1), "{name}: the ledger knows the number too");
+    t.cleanup().await;
+}
+
+every_backend!(numeric_ids_on;
+    numeric_ids_on_memory: "memory",
+    numeric_ids_on_sqlite: "sqlite",
+    numeric_ids_on_postgres: "postgres" if orbstore_no_postgres,
+    numeric_ids_on_mongodb: "mongodb" if orbstore_no_mongodb,
+);
