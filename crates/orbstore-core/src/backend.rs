@@ -270,6 +270,29 @@ pub trait Collection: Send + Sync + fmt::Debug {
     /// generated id. A document that would break a unique index is `Conflict` and nothing changes.
     async fn upsert(&self, doc: Document) -> Result<Upserted>;
 
+    /// Upserts documents as [`Collection::upsert`] does, in input order, in one batch, and
+    /// returns what happened to each. A repeated `_id` within the batch: the last one is
+    /// stored (the first occurrence reports `inserted` when the id was new, later ones report a
+    /// replacement). Every document is checked first: when any is invalid, or the batch would
+    /// break a unique index, the call fails and no document of it is stored. An empty batch
+    /// returns an empty list.
+    ///
+    /// The default upserts one document at a time after checking them all (a unique-index
+    /// conflict then leaves the documents before it stored); the built backends store the
+    /// batch at once, all or nothing (MongoDB by undoing, as its other multi-document writes).
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        let mut prepared = Vec::with_capacity(docs.len());
+        for mut doc in docs {
+            crate::document::prepare_document(&mut doc)?;
+            prepared.push(doc);
+        }
+        let mut out = Vec::with_capacity(prepared.len());
+        for doc in prepared {
+            out.push(self.upsert(doc).await?);
+        }
+        Ok(out)
+    }
+
     /// The document with this id, or `None`. An id that cannot exist (empty, too long, NUL) is
     /// `InvalidInput`.
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>>;

@@ -212,6 +212,27 @@ impl CollectionEngine {
         Ok(Upserted { id, inserted })
     }
 
+    /// Upserts documents already passed through [`prepare_document`](crate::prepare_document),
+    /// all or none; a repeated id: the last one is stored.
+    pub fn upsert_many(&mut self, docs: Vec<(Id, Document)>) -> Result<Vec<Upserted>> {
+        let mut last = std::collections::HashMap::with_capacity(docs.len());
+        for (n, (id, _)) in docs.iter().enumerate() {
+            last.insert(id.clone(), n);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(docs.len());
+        let mut out = Vec::with_capacity(docs.len());
+        let mut changes = Vec::with_capacity(last.len());
+        for (n, (id, doc)) in docs.into_iter().enumerate() {
+            let old = self.docs.get(&id).cloned();
+            out.push(Upserted { id: id.clone(), inserted: old.is_none() && seen.insert(id.clone()) });
+            if last.get(&id) == Some(&n) {
+                changes.push((id, old, Some(Arc::new(doc))));
+            }
+        }
+        self.apply(changes)?;
+        Ok(out)
+    }
+
     /// Applies an update to the first match in `_id` order (`only_first`) or to every match,
     /// all or nothing; returns how many matched.
     pub fn update(&mut self, filter: &Filter, update: &Update, only_first: bool) -> Result<u64> {
@@ -420,6 +441,14 @@ impl<H: EngineHost> crate::backend::Collection for EngineCollection<H> {
     async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
         let id = crate::document::prepare_document(&mut doc)?;
         self.host.write(&self.name, |c| c.upsert(id, doc)).await
+    }
+
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = crate::document::prepare_documents(docs)?;
+        self.host.write(&self.name, |c| c.upsert_many(prepared)).await
     }
 
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {

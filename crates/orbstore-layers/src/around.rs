@@ -201,6 +201,12 @@ impl<A: Around> Collection for AroundCollection<A> {
         self.layer.call(self.op("upsert", true, false), || c.upsert(doc.clone())).await
     }
 
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        // As `upsert`: idempotent in effect, not in its answer.
+        let c = &self.inner;
+        self.layer.call(self.op("upsert_many", true, false), || c.upsert_many(docs.clone())).await
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         let c = &self.inner;
         self.layer.call(self.op("find_by_id", false, true), || c.find_by_id(id)).await

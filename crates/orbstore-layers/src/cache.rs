@@ -414,6 +414,11 @@ impl Collection for CacheCollection {
         self.write(what, self.inner.upsert(doc)).await
     }
 
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        let what = Invalidate::docs(&docs);
+        self.write(what, self.inner.upsert_many(docs)).await
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         if self.tx.is_some() {
             return self.inner.find_by_id(id).await;

@@ -80,8 +80,11 @@ impl SaveChanges for Inner {
             if cleared {
                 self.coll.delete_many(&Filter::All).await?;
             }
-            for e in &changed {
-                self.coll.upsert(entry_doc(e)?).await?;
+            // One batched write per save: one transaction and one fsync on the backends that have
+            // them, instead of one per entry.
+            let docs = changed.iter().map(entry_doc).collect::<Result<Vec<_>>>()?;
+            if !docs.is_empty() {
+                self.coll.upsert_many(docs).await?;
             }
             Ok(changed.len())
         }

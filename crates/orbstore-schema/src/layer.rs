@@ -339,6 +339,15 @@ impl Collection for Checked {
         Ok(up)
     }
 
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        if let Some(rule) = self.rule().await? {
+            self.shared.check(self.name(), &rule, &docs)?;
+        }
+        let up = self.inner.upsert_many(docs).await?;
+        self.wrote();
+        Ok(up)
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         self.inner.find_by_id(id).await
     }
