@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
-    HealthReport, PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport,
+    Error, HealthReport, PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::RwLock;
 
@@ -171,6 +171,19 @@ impl PersistenceBackend for MemoryBackend {
             actions: vec!["nothing to reclaim: the memory backend frees deleted documents at once".into()],
             bytes_before: None,
             bytes_after: None,
+        })
+    }
+
+    /// Nothing can be left behind: a collection and its indexes are one map entry, created and
+    /// removed at once.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        Ok(CleanupReport {
+            backend: "memory".into(),
+            applied: apply,
+            orphans: Vec::new(),
+            notes: vec!["nothing to look for: a collection and its indexes are one map entry, created and removed at once"
+                .into()],
         })
     }
 

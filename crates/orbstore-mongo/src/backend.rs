@@ -10,8 +10,8 @@ use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
-    HealthReport, MongoConfig, MongoQueryMode, PersistenceBackend, Result, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport,
+    Error, HealthReport, MongoConfig, MongoQueryMode, PersistenceBackend, Result, StorageStats, Transaction,
 };
 
 use crate::collection::MongoCollection;
@@ -284,6 +284,17 @@ impl PersistenceBackend for MongoBackend {
             bytes_before: sizes(&before),
             bytes_after: sizes(&after),
         })
+    }
+
+    /// MongoDB keeps collections and indexes itself (an index drops with its collection); what
+    /// can be left behind is in orbstore's index catalog: rows whose collection or index is
+    /// missing, and indexes shaped like orbstore's that no row describes (what a crash between
+    /// the two steps of `create_index` or `drop_collection` leaves); see `crate::cleanup`.
+    /// MongoDB has no lock those take, so each removal looks again just before it.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        let live = self.collection_names().await?;
+        crate::cleanup::run(&self.shared, live, apply).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -414,9 +414,20 @@ fn sets_a_boolean(update: &Update) -> bool {
     update.ops.iter().any(|op| matches!(op, UpdateOp::Set(_, Value::Bool(_))))
 }
 
+/// The index `create_index` builds for a spec: ascending keys, named after the spec; a unique
+/// one with [`unique_partial_filter`].
+pub(crate) fn index_model(spec: &IndexSpec) -> IndexModel {
+    let keys: BsonDocument = spec.fields.iter().map(|f| (f.clone(), Bson::Int32(1))).collect();
+    let mut options = IndexOptions::builder().name(spec.name.clone()).unique(spec.unique).build();
+    if spec.unique {
+        options.partial_filter_expression = Some(unique_partial_filter(&spec.fields));
+    }
+    IndexModel::builder().keys(keys).options(options).build()
+}
+
 /// A unique index constrains only documents where each field is present and not null: the
 /// partial filter keeps every other type.
-fn unique_partial_filter(fields: &[String]) -> BsonDocument {
+pub(crate) fn unique_partial_filter(fields: &[String]) -> BsonDocument {
     let types: Vec<Bson> = ["double", "string", "object", "array", "bool", "int", "long", "decimal"]
         .iter()
         .map(|t| Bson::from(*t))
@@ -570,13 +581,8 @@ impl Collection for MongoCollection {
                 spec.name, self.shared.server
             )));
         }
-        let keys: BsonDocument = spec.fields.iter().map(|f| (f.clone(), Bson::Int32(1))).collect();
-        let mut options = IndexOptions::builder().name(spec.name.clone()).unique(spec.unique).build();
-        if spec.unique {
-            options.partial_filter_expression = Some(unique_partial_filter(&spec.fields));
-        }
         self.coll
-            .create_index(IndexModel::builder().keys(keys).options(options).build())
+            .create_index(index_model(&spec))
             .await
             .map_err(|e| spec.build_error(crate::error::map(&format!("create index {:?}", spec.name), e)))?;
         let spec_json = serde_json::to_string(&spec).map_err(|e| Error::invalid(e.to_string()))?;

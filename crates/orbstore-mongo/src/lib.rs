@@ -3,6 +3,7 @@
 
 mod backend;
 mod bson;
+mod cleanup;
 mod collection;
 mod error;
 mod transaction;

@@ -11,8 +11,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use orbstore_core::config::PostgresConfig;
 use orbstore_core::shapes::Shapes;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
-    HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport,
+    Error, HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
 };
 use parking_lot::RwLock;
 use tokio_postgres::config::SslMode;
@@ -86,6 +86,11 @@ impl Shared {
     /// The quoted, schema-qualified table of a collection (names are validated `[a-z][a-z0-9_]*`).
     pub(crate) fn table(&self, name: &str) -> String {
         format!("{}.\"{name}\"", self.quoted_schema)
+    }
+
+    /// The schema's name (unquoted).
+    pub(crate) fn schema_name(&self) -> &str {
+        &self.schema_name
     }
 
     /// A catalog table of the schema.
@@ -465,6 +470,17 @@ impl PersistenceBackend for PostgresBackend {
             bytes_before: before.storage_bytes,
             bytes_after: after,
         })
+    }
+
+    /// Finds, in the backend's schema only, catalog rows without their table, catalog index
+    /// rows without their index, `_ix_…` indexes the catalog does not describe, and tables named
+    /// like a collection without a catalog row (listed, never dropped: they hold data); see
+    /// `crate::cleanup`. The listing reads one snapshot; each collection's orphans are removed
+    /// in a transaction holding its advisory lock, as `drop_collection` takes it, after looking
+    /// again under the lock.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        crate::cleanup::run(&self.shared, apply).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -345,7 +345,7 @@ pub(crate) async fn ensure_collection(c: &Client, sh: &Shared, name: &str) -> Re
 }
 
 /// Serializes DDL on one collection across processes (until the transaction ends).
-async fn lock_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
+pub(crate) async fn lock_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
     c.execute(
         "SELECT pg_advisory_xact_lock(hashtext($1))",
         &[&format!("orbstore:{}.{name}", sh.quoted_schema)],

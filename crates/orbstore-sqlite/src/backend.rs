@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CollectionStats, CompactReport, Error,
-    HealthReport, IndexSpec, PersistenceBackend, Query, Result, Snapshot, SqliteConfig, SqliteLocation,
-    SqliteSync, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport,
+    Error, HealthReport, IndexSpec, PersistenceBackend, Query, Result, Snapshot, SqliteConfig,
+    SqliteLocation, SqliteSync, StorageStats, Transaction,
 };
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags};
@@ -512,6 +512,16 @@ impl PersistenceBackend for SqliteBackend {
             bytes_before: before,
             bytes_after: after,
         })
+    }
+
+    /// Finds catalog rows without their table, catalog index rows without their index,
+    /// `ix_…` indexes the catalog does not describe, and `c_…` tables without a catalog row
+    /// (listed, never dropped: they hold data); see `crate::cleanup`. Runs as one job on the
+    /// writer thread, like `drop_collection`, so no write runs meanwhile; the removals commit
+    /// together and the catalog cache is reloaded after them.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        self.shared.worker.call(move |w| crate::cleanup::run(w, apply)).await
     }
 
     async fn close(&self) -> Result<()> {

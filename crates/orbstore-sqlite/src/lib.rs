@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod cleanup;
 mod collection;
 mod error;
 mod ops;
