@@ -509,6 +509,58 @@ impl Collection for MongoCollection {
         Ok(Upserted { id, inserted: r.upserted_id.is_some() })
     }
 
+    /// One replacement per document (MongoDB's bulk write needs 8.0 servers). Outside a
+    /// transaction a refused document puts back what the batch replaced and removes what it
+    /// inserted, as `insert_many` undoes its stored prefix; inside one, its rollback does.
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = orbstore_core::prepare_documents(docs)?;
+        self.shared.check_open()?;
+        let mut out = Vec::with_capacity(prepared.len());
+        if self.tx.is_some() {
+            for (_, doc) in prepared {
+                out.push(self.upsert(doc).await?);
+            }
+            return Ok(out);
+        }
+        let mut ids: Vec<&str> = prepared.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let wanted: Vec<Bson> = ids.iter().map(|i| Bson::String((*i).to_owned())).collect();
+        let before: std::collections::HashMap<String, BsonDocument> = self
+            .coll
+            .find(doc! {"_id": {"$in": wanted}})
+            .await
+            .ctx("upsert_many: read the stored versions")?
+            .try_collect::<Vec<BsonDocument>>()
+            .await
+            .ctx("upsert_many: read the stored versions")?
+            .into_iter()
+            .filter_map(|d| d.get_str("_id").ok().map(str::to_owned).map(|id| (id, d)))
+            .collect();
+        for (n, (_, doc)) in prepared.iter().enumerate() {
+            match self.upsert(doc.clone()).await {
+                Ok(u) => out.push(u),
+                Err(e) => {
+                    let mut written: Vec<&str> = prepared[..n].iter().map(|(id, _)| id.as_str()).collect();
+                    written.sort_unstable();
+                    written.dedup();
+                    for id in written {
+                        let undone = match before.get(id) {
+                            Some(old) => self.coll.replace_one(id_filter(id), old.clone()).await.map(|_| ()),
+                            None => self.coll.delete_one(id_filter(id)).await.map(|_| ()),
+                        };
+                        undone.ctx("undo a failed upsert_many (the batch's outcome is unknown)")?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         validate_id(id)?;
         self.shared.check_open()?;

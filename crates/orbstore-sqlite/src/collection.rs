@@ -95,6 +95,14 @@ impl Collection for SqliteCollection {
         self.write(move |w, n| ops::upsert(w, n, id, doc)).await
     }
 
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = orbstore_core::prepare_documents(docs)?;
+        self.write(move |w, n| ops::upsert_many(w, n, prepared)).await
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         validate_id(id)?;
         let id = id.to_owned();

@@ -34,7 +34,7 @@ pub struct Plan {
 /// Plans a query, or `None` when the offset is past anything SQLite can skip (no results).
 pub(crate) fn plan(name: &str, meta: &CollMeta, query: &Query) -> Option<Plan> {
     let w = translate(&query.filter, &meta.shapes);
-    let pushed = if w.is_exact() { order_by(&query.sort, &meta.shapes) } else { None };
+    let pushed = if w.is_exact() { order_by(&query.sort, &meta.shapes, &query.filter) } else { None };
     let sql = w.sql();
     let mut params = sql.params.clone();
     let text = match &pushed {
@@ -257,6 +257,32 @@ pub(crate) fn upsert(w: &mut Writer, name: &str, id: Id, doc: Document) -> Resul
     learn_shapes(&sp, catalog, name, std::iter::once(&doc))?;
     sp.commit().ctx("commit")?;
     Ok(Upserted { id, inserted: updated == 0 })
+}
+
+/// Stores validated documents under their ids, in order, in one savepoint: all or none.
+pub(crate) fn upsert_many(w: &mut Writer, name: &str, docs: Vec<(Id, Document)>) -> Result<Vec<Upserted>> {
+    ensure_collection(w, name)?;
+    let Writer { conn, catalog, .. } = w;
+    let sp = conn.savepoint().ctx("begin")?;
+    let mut out = Vec::with_capacity(docs.len());
+    {
+        let mut update =
+            sp.prepare_cached(&format!("UPDATE {} SET doc = ? WHERE id = ?", table(name))).ctx("prepare")?;
+        let mut insert =
+            sp.prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES (?, ?)", table(name))).ctx("prepare")?;
+        for (id, doc) in &docs {
+            let text = doc_text(doc)?;
+            let updated =
+                update.execute(params![text, id]).map_err(|e| crate::error::map(&format!("replace {id:?}"), e))?;
+            if updated == 0 {
+                insert.execute(params![id, text]).map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+            }
+            out.push(Upserted { id: id.clone(), inserted: updated == 0 });
+        }
+    }
+    learn_shapes(&sp, catalog, name, docs.iter().map(|(_, d)| d))?;
+    sp.commit().ctx("commit")?;
+    Ok(out)
 }
 
 /// Applies an update to the first match (in `_id` order) or to every match, all or none.

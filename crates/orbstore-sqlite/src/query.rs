@@ -133,11 +133,15 @@ fn guard(t: &str, class: u8) -> String {
 }
 
 /// Equality with a scalar, as conjuncts: never NULL for `null`, NULL (= no match) for a
-/// missing field otherwise.
+/// missing field otherwise. Every form is written with the indexes' two expressions (the
+/// class, then the value), so an index on the path answers it: `null` (or missing) is the
+/// class being NULL, a boolean is the boolean class with `json_extract`'s 0 or 1.
 fn eq(t: &str, v: &str, operand: &Value) -> Option<Vec<Sql>> {
     Some(match operand {
-        Value::Null => vec![Sql::lit(&format!("{t} IS NULL OR {t} = 'null'"))],
-        Value::Bool(b) => vec![Sql::lit(&format!("{t} = '{b}'"))],
+        // The value is NULL too then (`json_extract` of null or of nothing); saying so pins the
+        // index's second column as well.
+        Value::Null => vec![Sql::lit(&format!("{} IS NULL", class_expr(t))), Sql::lit(&format!("{v} IS NULL"))],
+        Value::Bool(b) => vec![Sql::lit(&guard(t, BOOL)), Sql::lit(&format!("{v} = {}", u8::from(*b)))],
         Value::Number(n) => {
             vec![Sql::lit(&guard(t, NUMBER)), Sql { text: format!("{v} = ?"), params: vec![number_param(n)] }]
         }
@@ -226,10 +230,6 @@ fn condition(path: &FieldPath, c: &Condition, shapes: &Shapes) -> Option<Vec<Sql
     }
 }
 
-/// The rank of a value's type class in the sort order (missing and null first).
-const CLASS_RANK: &str = "CASE {t} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 \
-                          WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'false' THEN 5 WHEN 'true' THEN 5 ELSE 0 END";
-
 /// Class numbers of [`class_expr`].
 const NUMBER: u8 = 1;
 const STRING: u8 = 2;
@@ -244,9 +244,28 @@ pub(crate) fn class_expr(t: &str) -> String {
     )
 }
 
+/// Whether an exact translation of `filter` holds a top-level type guard on `path`: a
+/// comparison with a boolean, number or string that every match must satisfy, so that every
+/// match has the same type class there.
+fn class_pinned(filter: &Filter, path: &FieldPath) -> bool {
+    match filter {
+        Filter::And(parts) => parts.iter().any(|f| class_pinned(f, path)),
+        Filter::Field { path: p, conditions } if p == path => conditions.iter().any(|c| match c {
+            Condition::Eq(v) | Condition::Gt(v) | Condition::Gte(v) | Condition::Lt(v) | Condition::Lte(v) => {
+                matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
+            }
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
 /// `ORDER BY` for sort keys (then `id`), when every key has one value that is not an object or
-/// array in every document; `None` sends the sort to Rust.
-pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes) -> Option<String> {
+/// array in every document; `None` sends the sort to Rust. `filter` is the exactly translated
+/// filter: a sort key whose type class it pins is ordered by its value alone, which lets an
+/// index whose leading columns the filter's equalities pin serve the sort (SQLite does not
+/// see that the class expression is constant under its own equality).
+pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes, filter: &Filter) -> Option<String> {
     let mut parts = Vec::new();
     for s in sort {
         let dir = if s.direction == Direction::Descending { "DESC" } else { "ASC" };
@@ -258,7 +277,14 @@ pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes) -> Option<String> {
             return None;
         }
         let (t, v) = exprs(&s.path)?;
-        parts.push(format!("{} {dir}, {v} {dir}", CLASS_RANK.replace("{t}", &t)));
+        if class_pinned(filter, &s.path) {
+            parts.push(format!("{v} {dir}"));
+            continue;
+        }
+        // The indexes' class expression, so that an index whose leading columns are pinned by
+        // equalities serves the sort: it is NULL for null and missing, which SQLite orders
+        // first ascending and last descending, as rank 0 would be.
+        parts.push(format!("{} {dir}, {v} {dir}", class_expr(&t)));
     }
     parts.push("id ASC".to_owned());
     Some(parts.join(", "))

@@ -65,3 +65,52 @@ async fn a_range_on_an_indexed_field_without_arrays_uses_the_index() {
     assert!(!plan.sql.contains("0.25"), "values are bound, never spliced: {}", plan.sql);
     assert_eq!(c.find(&q).await.unwrap().len(), 200);
 }
+
+/// `EventStore::query_events`' shape: a boolean equality pinning an index's leading column, a
+/// range on the next, sorted on it, limited. The index answers the filter and the sort (no scan,
+/// no temporary B-tree for the sort keys; descending, only the `_id` tie-break is sorted, within
+/// equal times), and the answer is the evaluator's.
+#[tokio::test]
+async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
+    let store = memory().await;
+    let c = store.collection("events").await.unwrap();
+    let docs: Vec<_> = (0..5000)
+        .map(|i| {
+            let archived = match i % 5 {
+                0 => json!(true),
+                1 => json!(0),
+                2 => json!(null),
+                _ => json!(false),
+            };
+            json!({"_id": format!("e{i:05}"), "archived": archived, "timestamp_us": (i / 2) as i64})
+                .as_object()
+                .cloned()
+                .unwrap()
+        })
+        .collect();
+    c.insert_many(docs.clone()).await.unwrap();
+    c.create_index(IndexSpec::new(["archived", "timestamp_us"])).await.unwrap();
+    for (filter, expected_class) in [
+        (Filter::eq("archived", false), "false"),
+        (Filter::eq("archived", true), "true"),
+        (Filter::eq("archived", serde_json::Value::Null), "null"),
+    ] {
+        let range = Filter::and([filter, Filter::gte("timestamp_us", 100), Filter::lt("timestamp_us", 2000)]);
+        for q in [
+            Query::new(range.clone()).sort_asc("timestamp_us").limit(100),
+            Query::new(range.clone()).sort_desc("timestamp_us").limit(100),
+        ] {
+            let (plan, details) = store.explain("events", &q).await.unwrap();
+            let text = details.join(" | ");
+            assert!(plan.exact_filter && plan.sort_in_sql, "{expected_class}: {plan:?}");
+            assert!(text.contains("USING INDEX ix_events__archived_1_timestamp_us_1"), "{expected_class}: {text}");
+            assert!(!text.contains("SCAN c_events"), "{expected_class}: no full scan: {text}");
+            assert!(!text.contains("USE TEMP B-TREE FOR ORDER BY"), "{expected_class}: the index sorts: {text}\n{}", plan.sql);
+            let found = c.find(&q).await.unwrap();
+            let docs: Vec<orbstore_core::Document> = docs.clone();
+            let expected = q.apply(docs);
+            assert_eq!(found, expected, "{expected_class}: {q:?}");
+            assert_eq!(found.len(), 100);
+        }
+    }
+}
