@@ -90,6 +90,15 @@ impl Collection for PgCollection {
         write!(self, false, |c, sh, n| ops::upsert(c, &sh, n, id.clone(), &doc))
     }
 
+    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = orbstore_core::prepare_documents(docs)?;
+        // One statement: atomic without a transaction around it.
+        write!(self, false, |c, sh, n| ops::upsert_many(c, &sh, n, &prepared))
+    }
+
     async fn find_by_id(&self, id: &str) -> Result<Option<Document>> {
         validate_id(id)?;
         run!(self, false, |c, sh, n| ops::find_by_id(c, &sh, n, id))

@@ -470,6 +470,49 @@ pub(crate) async fn upsert(c: &Client, sh: &Shared, name: &str, id: Id, doc: &Do
     Ok(Upserted { id, inserted })
 }
 
+/// Stores validated documents under their ids in one statement (with their multikey flags), so
+/// all or none; the last of a repeated id is written (`ON CONFLICT` cannot touch a row twice in
+/// one statement, and the last is what upserting them in order leaves).
+pub(crate) async fn upsert_many(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    docs: &[(Id, Document)],
+) -> Result<Vec<Upserted>> {
+    let mut last = std::collections::HashMap::with_capacity(docs.len());
+    for (n, (id, _)) in docs.iter().enumerate() {
+        last.insert(id.as_str(), n);
+    }
+    let kept: Vec<&(Id, Document)> = docs.iter().enumerate().filter(|(n, (id, _))| last[id.as_str()] == *n).map(|(_, d)| d).collect();
+    let (paths, kinds) = shape_rows(kept.iter().map(|(_, d)| d));
+    let ids: Vec<&str> = kept.iter().map(|(id, _)| id.as_str()).collect();
+    let texts: Vec<JsonRef> = kept.iter().map(|(_, d)| JsonRef(d)).collect();
+    let sql = format!(
+        "{} INSERT INTO {} AS t (id, doc) SELECT * FROM unnest($4::text[], $5::json[]) \
+         ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc RETURNING id, (xmax = 0)",
+        with_shapes(sh),
+        sh.table(name)
+    );
+    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+    let rows = c
+        .query(&stmt, &[&name, &paths, &kinds, &ids, &texts])
+        .await
+        .map_err(|e| crate::error::map(&format!("upsert {} documents", docs.len()), e))?;
+    let mut inserted = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        inserted.insert(row.get::<_, String>(0), row.get::<_, bool>(1));
+    }
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    let mut seen = std::collections::HashSet::with_capacity(docs.len());
+    Ok(docs
+        .iter()
+        .map(|(id, _)| {
+            let new = inserted.get(id).copied().unwrap_or(false) && seen.insert(id.as_str());
+            Upserted { id: id.clone(), inserted: new }
+        })
+        .collect())
+}
+
 /// Applies an update to the first match (in `_id` order) or to every match: the targets are
 /// read with row locks, changed in Rust, and written back in one statement (the caller's
 /// transaction), so concurrent updates of one document serialize instead of losing each other.

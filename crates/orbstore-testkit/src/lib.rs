@@ -100,6 +100,9 @@ macro_rules! __for_each_case {
             insert_many_repeated_id_within_batch_stores_nothing
             insert_many_invalid_document_stores_nothing
             insert_many_large_batch
+            upsert_many_inserts_and_replaces_in_order
+            upsert_many_invalid_document_stores_nothing
+            upsert_many_large_batch
             upsert_inserts_when_missing
             upsert_replaces_whole_document
             upsert_without_id_generates_one
@@ -135,6 +138,7 @@ macro_rules! __for_each_case {
             unique_index_compares_numbers_by_value
             unique_compound_index_constrains_combination
             insert_many_unique_violation_stores_nothing
+            upsert_many_unique_violation_stores_nothing
             delete_frees_unique_key
             indexes_do_not_change_results
             property_queries_match_reference_evaluator

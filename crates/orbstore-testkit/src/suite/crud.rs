@@ -155,6 +155,62 @@ pub async fn insert_many_large_batch(f: &dyn BackendFactory) {
     fx.teardown().await;
 }
 
+/// `upsert_many`: "in input order ... what happened to each"; "a repeated `_id`: the last one
+/// is stored (the first occurrence reports `inserted` when the id was new)"; replacing keeps no
+/// field of the old document.
+pub async fn upsert_many_inserts_and_replaces_in_order(f: &dyn BackendFactory) {
+    let Some(fx) = open(f).await else { return };
+    let c = fx.coll("t").await;
+    c.insert_value(json!({"_id": "b", "old": true, "v": 0})).await.unwrap();
+    let got = c
+        .upsert_many(docs(json!([
+            {"_id": "c", "v": 1}, {"_id": "b", "v": 2}, {"v": 3}, {"_id": "c", "v": 4}, {"_id": "a", "v": 5}
+        ])))
+        .await
+        .unwrap();
+    let flags: Vec<(&str, bool)> = got.iter().map(|u| (u.id.as_str(), u.inserted)).collect();
+    assert_eq!((flags[0], flags[1], flags[3], flags[4]), (("c", true), ("b", false), ("c", false), ("a", true)));
+    assert!(flags[2].1 && !flags[2].0.is_empty(), "a document without _id is inserted with a new id");
+    assert_eq!(c.count_all().await.unwrap(), 4);
+    assert_eq!(c.find_by_id("c").await.unwrap().unwrap()["v"], 4, "the last of a repeated id wins");
+    let b = c.find_by_id("b").await.unwrap().unwrap();
+    assert_eq!((b.get("old"), &b["v"]), (None, &json!(2)), "replaced whole");
+    let generated = c.find_by_id(&got[2].id).await.unwrap().unwrap();
+    assert_eq!(generated["v"], 3);
+    assert!(c.upsert_many(vec![]).await.unwrap().is_empty(), "an empty batch returns an empty list");
+    fx.teardown().await;
+}
+
+/// `upsert_many`: "when any is invalid ... no document of it is stored".
+pub async fn upsert_many_invalid_document_stores_nothing(f: &dyn BackendFactory) {
+    let Some(fx) = open(f).await else { return };
+    let c = fx.coll("t").await;
+    c.insert_value(json!({"_id": "a", "v": "old"})).await.unwrap();
+    for bad in [json!({"bad.key": 1}), json!({"_id": 7}), json!({"n": u64::MAX})] {
+        let batch = vec![d(json!({"_id": "a", "v": "new"})), d(bad), d(json!({"_id": "c"}))];
+        assert_kind(c.upsert_many(batch).await, ErrorKind::InvalidInput);
+    }
+    assert_eq!(ids(&c.find_all().await.unwrap()), ["a"]);
+    assert_eq!(c.find_by_id("a").await.unwrap().unwrap()["v"], "old");
+    fx.teardown().await;
+}
+
+/// A batch of 10,000 upserts, half replacing, lands whole.
+pub async fn upsert_many_large_batch(f: &dyn BackendFactory) {
+    let Some(fx) = open(f).await else { return };
+    let c = fx.coll("t").await;
+    let first: Vec<_> = (0..5_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "gen": 1}))).collect();
+    c.insert_many(first).await.unwrap();
+    let batch: Vec<_> =
+        (0..10_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "gen": 2, "pad": "x".repeat(100)}))).collect();
+    let got = c.upsert_many(batch).await.unwrap();
+    assert_eq!(got.iter().filter(|u| u.inserted).count(), 5_000);
+    assert_eq!(c.count_all().await.unwrap(), 10_000);
+    assert_eq!(c.count(&Filter::eq("gen", 2)).await.unwrap(), 10_000);
+    assert_eq!(c.find_by_id("004999").await.unwrap().unwrap()["pad"], "x".repeat(100));
+    fx.teardown().await;
+}
+
 /// "`upsert` inserts when no document has the id" (`inserted: true`).
 pub async fn upsert_inserts_when_missing(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };

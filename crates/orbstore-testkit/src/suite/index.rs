@@ -135,6 +135,25 @@ pub async fn unique_compound_index_constrains_combination(f: &dyn BackendFactory
     fx.teardown().await;
 }
 
+/// `upsert_many`: "when ... the batch would break a unique index, the call fails and no
+/// document of it is stored", with the offender after documents that alone would be fine.
+pub async fn upsert_many_unique_violation_stores_nothing(f: &dyn BackendFactory) {
+    let Some(fx) = unique_fixture(f).await else { return };
+    let c = fx.coll("t").await;
+    c.create_index(IndexSpec::new(["k"]).unique()).await.unwrap();
+    c.insert_value(json!({"_id": "z", "k": 100})).await.unwrap();
+    c.insert_value(json!({"_id": "y", "k": 50, "v": "old"})).await.unwrap();
+    let batch = docs(json!([{"_id": "a", "k": 1}, {"_id": "y", "k": 51, "v": "new"}, {"_id": "b", "k": 100}]));
+    assert_kind(c.upsert_many(batch).await, ErrorKind::Conflict);
+    let batch = docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 2}, {"_id": "c", "k": 1}]));
+    assert_kind(c.upsert_many(batch).await, ErrorKind::Conflict);
+    assert_eq!(ids(&c.find_all().await.unwrap()), ["y", "z"]);
+    assert_eq!(c.find_by_id("y").await.unwrap().unwrap()["v"], "old");
+    // Replacing a document with its own key is no conflict.
+    c.upsert_many(docs(json!([{"_id": "z", "k": 100, "v": 1}, {"_id": "d", "k": 4}]))).await.unwrap();
+    fx.teardown().await;
+}
+
 /// A unique violation anywhere in `insert_many` stores nothing, within the batch too.
 pub async fn insert_many_unique_violation_stores_nothing(f: &dyn BackendFactory) {
     let Some(fx) = unique_fixture(f).await else { return };
