@@ -4,7 +4,8 @@
 //!   baseline of sampling 32 references from a `Vec` of 1M (`rand::seq::index::sample`);
 //! - `prioritized_32_of_1m`: the same through the sum-tree;
 //! - `qtable_update`: Q-learning updates per second with the default save policy (a save every
-//!   10 updates), on memory, file (debounced sync) and SQLite, and PostgreSQL / MongoDB when
+//!   10 updates, one `upsert_many` each), on memory, file (debounced and `always` sync) and
+//!   SQLite, and PostgreSQL / MongoDB when
 //!   `ORBSTORE_TEST_POSTGRES_URL` / `ORBSTORE_TEST_MONGODB_URL` are set;
 //! - `write_batch_100k`: `EventStore::write_batch` of 100k events per backend (compare with each
 //!   backend's raw baseline in its own benchmark).
@@ -61,6 +62,13 @@ fn backends(dir: &std::path::Path, tag: &str) -> Vec<(&'static str, Config)> {
         ("memory", Config::new(BackendConfig::Memory)),
         ("file", url(format!("file://{}", dir.join(format!("{tag}-f")).display()))),
         ("sqlite", url(format!("sqlite://{}", dir.join(format!("{tag}.sqlite3")).display()))),
+        (
+            "file_always",
+            Config::new(BackendConfig::File(orbstore::FileConfig {
+                sync: orbstore::FileSync::Always,
+                ..orbstore::FileConfig::new(dir.join(format!("{tag}-fa")))
+            })),
+        ),
     ];
     let name = format!("orbbench_{tag}_{}", std::process::id());
     if let Ok(pg) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") {
