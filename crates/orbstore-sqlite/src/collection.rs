@@ -44,7 +44,8 @@ impl SqliteCollection {
         match &self.exec {
             Exec::Direct(shared) => {
                 shared.check_open()?;
-                shared.worker.call(move |w| f(w, &name)).await
+                // Every collection write goes through a savepoint: it may share a group commit.
+                shared.worker.call_grouped(move |w| f(w, &name)).await
             }
             Exec::Session(tx) => tx.call(move |w| f(w, &name)).await,
         }

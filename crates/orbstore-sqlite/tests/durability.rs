@@ -193,3 +193,48 @@ async fn a_second_opener_is_refused_until_the_first_closes() {
     first.close().await.unwrap();
     open(&path).await.close().await.unwrap();
 }
+
+/// Group commit: 64 writers at once, one write of every eight refused (a duplicate id). Every
+/// other write is acknowledged and stored, every refused one changed nothing (its savepoint
+/// alone rolled back), and the answers match what the database holds after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_writes_fail_alone_and_the_rest_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("group.sqlite3");
+    let store = std::sync::Arc::new(open(&db).await);
+    let c = store.collection("g").await.unwrap();
+    for i in 0..100 {
+        c.insert_value(serde_json::json!({"_id": format!("taken{i}"), "v": "old"})).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..64 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for n in 0..50 {
+                let clash = (w * 50 + n) % 8 == 0;
+                let id = if clash { format!("taken{}", (w + n) % 100) } else { format!("w{w}-{n}") };
+                let r = c.insert_value(serde_json::json!({"_id": id.clone(), "v": "new"})).await;
+                results.push((id, clash, r.map_err(|e| e.kind())));
+            }
+            results
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        for (id, clash, r) in t.await.unwrap() {
+            if clash {
+                assert_eq!(r, Err(orbstore_core::ErrorKind::Conflict), "{id}");
+            } else {
+                assert!(r.is_ok(), "{id}: {r:?}");
+                stored += 1;
+            }
+        }
+    }
+    store.close().await.unwrap();
+    let store = open(&db).await;
+    let c = store.collection("g").await.unwrap();
+    assert_eq!(c.count(&orbstore_core::Filter::eq("v", "new")).await.unwrap(), stored);
+    assert_eq!(c.count(&orbstore_core::Filter::eq("v", "old")).await.unwrap(), 100, "the refused writes changed nothing");
+    assert_eq!(stored, 64 * 50 - 400);
+}

@@ -1,5 +1,6 @@
 //! Test helper for the crash test: inserts numbered documents into an SQLite database with
-//! `synchronous = FULL` and prints each id once the insert is acknowledged, until killed.
+//! `synchronous = FULL` from 16 concurrent writers (so group commits are killed too) and prints
+//! each id once its insert is acknowledged, until killed.
 //!
 //! Usage: `orbstore-sqlite-crash-writer <db-file> <first-number>`
 
@@ -27,13 +28,28 @@ async fn main() {
         }
     };
     let coll = store.collection("crash").await.expect("collection");
-    let mut out = std::io::stdout().lock();
-    for i in first.. {
-        let id = format!("{i:010}");
-        coll.insert_value(serde_json::json!({"_id": id, "i": i, "pad": "x".repeat(64 + (i % 200) as usize)}))
-            .await
-            .expect("insert");
-        writeln!(out, "{id}").expect("stdout");
-        out.flush().expect("stdout");
+    // Concurrent writers, so that the writer thread's group commits are what gets killed: each
+    // writes the numbers congruent to its index, and prints each id once it is acknowledged.
+    let mut tasks = Vec::new();
+    for k in 0..WRITERS {
+        let coll = coll.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0u64.. {
+                let i = first + n * WRITERS + k;
+                let id = format!("{i:010}");
+                coll.insert_value(serde_json::json!({"_id": id, "i": i, "pad": "x".repeat(64 + (i % 200) as usize)}))
+                    .await
+                    .expect("insert");
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{id}").expect("stdout");
+                out.flush().expect("stdout");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
     }
 }
+
+/// How many writers insert at once.
+const WRITERS: u64 = 16;
