@@ -28,7 +28,18 @@ pub struct BackupArgs {
 
 /// Runs the command.
 pub async fn run(store: &Store, args: BackupArgs) -> ExitCode {
-    match backup(store, &args).await {
+    let result = backup(store, &args).await;
+    // Recorded after the archive is complete, so the archive never holds its own record.
+    let (target, counts) = match &result {
+        Ok(r) => (
+            r.path.display().to_string(),
+            Ok(json!({"documents": r.manifest.total_documents(), "collections": r.manifest.collections.len(),
+                      "archive_bytes": r.archive_bytes})),
+        ),
+        Err(e) => ("an archive".to_owned(), Err(e)),
+    };
+    crate::audit::note(&**store, "backup", &target, counts).await;
+    match result {
         Ok(report) => print(&report, args.json),
         Err(e) => output::failure(args.json, Channel::Stdout, "backup", &e, Default::default(), &[]),
     }
