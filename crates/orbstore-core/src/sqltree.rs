@@ -97,3 +97,36 @@ pub fn all_conditions<S>(
     }
     Some(conj)
 }
+
+/// The type class an exactly translated filter pins `path` to at its top level, when it does:
+/// a comparison with a boolean, a number or a string that every match must satisfy (the same
+/// class only, by the query semantics). The SQL backends then sort on that class's value
+/// alone, which lets an index whose leading columns the filter's equalities pin serve the sort.
+pub fn pinned_class(filter: &Filter, path: &FieldPath) -> Option<PinnedClass> {
+    match filter {
+        Filter::And(parts) => parts.iter().find_map(|f| pinned_class(f, path)),
+        Filter::Field { path: p, conditions } if p == path => conditions.iter().find_map(|c| match c {
+            Condition::Eq(v) | Condition::Gt(v) | Condition::Gte(v) | Condition::Lt(v) | Condition::Lte(v) => {
+                match v {
+                    serde_json::Value::Bool(_) => Some(PinnedClass::Bool),
+                    serde_json::Value::Number(_) => Some(PinnedClass::Number),
+                    serde_json::Value::String(_) => Some(PinnedClass::String),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// A type class [`pinned_class`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedClass {
+    /// `true` and `false`.
+    Bool,
+    /// Numbers.
+    Number,
+    /// Strings.
+    String,
+}

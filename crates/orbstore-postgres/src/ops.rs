@@ -95,7 +95,7 @@ fn plan_page(
     let empty = Shapes::default();
     let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
     let pushed =
-        if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes) } else { None };
+        if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes, &query.filter) } else { None };
     let mut inner = crate::sql::Sql::lit(format!(
         "SELECT id, {} FROM {} WHERE ",
         if ids_only { "NULL::json AS doc" } else { "doc" },

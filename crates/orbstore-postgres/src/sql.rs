@@ -241,13 +241,19 @@ fn cmp(left: &str, op: &str, param: Param, cast: &str) -> Sql {
 /// A value of a class compared with `op`, as conjuncts; `None` for object and array operands.
 fn compare(cols: &[String; 3], op: &str, operand: &Value) -> Option<Vec<Sql>> {
     let [c, n, s] = cols;
+    // Each class's other column is a constant (`''` for booleans and numbers, `0` for strings),
+    // and saying so pins every column of the path in an index: an equality on a leading field
+    // then lets the index order the next one (a sort served by the index).
     Some(match operand {
-        Value::Bool(b) => {
-            vec![Sql::lit(format!("{c} = {BOOL}")), Sql::lit(format!("{n} {op} {}", u8::from(*b)))]
-        }
+        Value::Bool(b) => vec![
+            Sql::lit(format!("{c} = {BOOL}")),
+            Sql::lit(format!("{n} {op} {}", u8::from(*b))),
+            Sql::lit(format!("{s} = ''")),
+        ],
         Value::Number(x) => vec![
             Sql::lit(format!("{c} = {NUMBER}")),
             cmp(n, op, Param::Text(number_text(x)), "::text::numeric"),
+            Sql::lit(format!("{s} = ''")),
         ],
         Value::String(x) => vec![
             Sql::lit(format!("{c} = {STRING}")),
@@ -356,7 +362,12 @@ fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {
 
 /// `ORDER BY` for sort keys (then `id`), when every key has one value that is not an object or
 /// array in every document, with the paths it assumed so; `None` sends the sort to Rust.
-pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes) -> Option<(String, Vec<String>)> {
+///
+/// `filter` is the exactly translated filter: a sort key whose type class it pins is ordered by
+/// that class's column alone, without a `NULLS` clause, so that an index whose leading columns
+/// the filter's equalities pin (the class column among them) serves the sort in either
+/// direction.
+pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes, filter: &Filter) -> Option<(String, Vec<String>)> {
     let mut parts = Vec::new();
     let mut assumed = Vec::new();
     for s in sort {
@@ -370,6 +381,12 @@ pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes) -> Option<(String, V
             return None;
         }
         let [c, n, st] = columns(&s.path)?;
+        if let Some(class) = orbstore_core::sqltree::pinned_class(filter, &s.path) {
+            let value = if class == orbstore_core::sqltree::PinnedClass::String { st } else { n };
+            parts.push(format!("{value} {dir}"));
+            assumed.push(s.path.as_str().to_owned());
+            continue;
+        }
         let nulls = if desc { "NULLS LAST" } else { "NULLS FIRST" };
         parts.push(format!("{c} {dir} {nulls}, {n} {dir}, {st} {dir}"));
         assumed.push(s.path.as_str().to_owned());

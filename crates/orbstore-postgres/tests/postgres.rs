@@ -301,3 +301,52 @@ async fn a_bad_schema_name_is_refused_before_connecting() {
         assert!(e.to_string().contains("schema"), "{e}");
     }
 }
+
+/// `EventStore::query_events`' shape: a boolean equality pinning an index's leading column, a
+/// range on the next, sorted on it, limited: one index scan answers the filter and the order of
+/// the sort key (no full sort of the matches; at most the `_id` tie-break sorted within equal
+/// times), and the answer is the evaluator's.
+#[tokio::test]
+#[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
+    let (store, cfg) = common::setup().await;
+    let c = store.collection("events").await.unwrap();
+    let docs: Vec<Document> = (0..20_000)
+        .map(|i| {
+            let archived = match i % 5 {
+                0 => json!(true),
+                1 => json!(0),
+                2 => json!(null),
+                _ => json!(false),
+            };
+            d(json!({"_id": format!("e{i:05}"), "archived": archived, "timestamp_us": (i / 2) as i64, "pad": "x".repeat(100)}))
+        })
+        .collect();
+    c.insert_many(docs.clone()).await.unwrap();
+    c.create_index(IndexSpec::new(["archived", "timestamp_us"])).await.unwrap();
+    analyze(&store, "events").await;
+    for pin in [json!(false), json!(true)] {
+        let range = Filter::and([
+            Filter::eq("archived", pin.clone()),
+            Filter::gte("timestamp_us", 100),
+            Filter::lt("timestamp_us", 9000),
+        ]);
+        for q in [
+            Query::new(range.clone()).sort_desc("timestamp_us").limit(100),
+            Query::new(range.clone()).sort_asc("timestamp_us").limit(100),
+        ] {
+            let (plan, explain) = store.explain("events", &q).await.unwrap();
+            let text = explain.join("\n");
+            assert!(plan.exact_filter && plan.sort_in_sql, "{pin}: {plan:?}");
+            assert!(text.contains("Index Scan") && text.contains("_ix_"), "{pin}: {text}");
+            assert!(!text.contains("Seq Scan on events") && !text.contains("Bitmap Heap Scan on events"), "{pin}: {text}");
+            let full_sorts: Vec<&String> =
+                explain.iter().filter(|l| l.contains("Sort") && !l.contains("Incremental Sort") && !l.contains("Presorted") && !l.contains("Sort Key")).collect();
+            assert!(full_sorts.is_empty(), "{pin}: the index orders the matches: {text}");
+            let found = c.find(&q).await.unwrap();
+            assert_eq!(found, q.apply(docs.clone()), "{pin}: {q:?}");
+        }
+    }
+    store.close().await.unwrap();
+    common::drop_schema(&cfg).await;
+}

@@ -244,22 +244,6 @@ pub(crate) fn class_expr(t: &str) -> String {
     )
 }
 
-/// Whether an exact translation of `filter` holds a top-level type guard on `path`: a
-/// comparison with a boolean, number or string that every match must satisfy, so that every
-/// match has the same type class there.
-fn class_pinned(filter: &Filter, path: &FieldPath) -> bool {
-    match filter {
-        Filter::And(parts) => parts.iter().any(|f| class_pinned(f, path)),
-        Filter::Field { path: p, conditions } if p == path => conditions.iter().any(|c| match c {
-            Condition::Eq(v) | Condition::Gt(v) | Condition::Gte(v) | Condition::Lt(v) | Condition::Lte(v) => {
-                matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
-            }
-            _ => false,
-        }),
-        _ => false,
-    }
-}
-
 /// `ORDER BY` for sort keys (then `id`), when every key has one value that is not an object or
 /// array in every document; `None` sends the sort to Rust. `filter` is the exactly translated
 /// filter: a sort key whose type class it pins is ordered by its value alone, which lets an
@@ -277,7 +261,7 @@ pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes, filter: &Filter) -> 
             return None;
         }
         let (t, v) = exprs(&s.path)?;
-        if class_pinned(filter, &s.path) {
+        if sqltree::pinned_class(filter, &s.path).is_some() {
             parts.push(format!("{v} {dir}"));
             continue;
         }
