@@ -33,8 +33,10 @@ pub async fn run(store: &Store, args: BackupArgs) -> ExitCode {
     let (target, counts) = match &result {
         Ok(r) => (
             r.path.display().to_string(),
-            Ok(json!({"documents": r.manifest.total_documents(), "collections": r.manifest.collections.len(),
-                      "archive_bytes": r.archive_bytes})),
+            Ok(
+                json!({"documents": r.manifest.total_documents(), "collections": r.manifest.collections.len(),
+                      "archive_bytes": r.archive_bytes}),
+            ),
         ),
         Err(e) => ("an archive".to_owned(), Err(e)),
     };

@@ -24,8 +24,16 @@ pub async fn run(store: &Store, apply: bool, as_json: bool) -> ExitCode {
             if r.orphans.is_empty() {
                 human.push(format!("No orphans on the {} backend.", r.backend));
             } else {
-                let verb = if r.applied { "Removed" } else { "Found" };
-                human.push(format!("{verb} {} orphan(s) on the {} backend:", r.orphans.len(), r.backend));
+                let removed = r.orphans.iter().filter(|o| o.removed).count();
+                human.push(if r.applied {
+                    format!(
+                        "Found {} orphan(s) on the {} backend, removed {removed}:",
+                        r.orphans.len(),
+                        r.backend
+                    )
+                } else {
+                    format!("Found {} orphan(s) on the {} backend:", r.orphans.len(), r.backend)
+                });
                 for o in &r.orphans {
                     let size = o.bytes.map(|b| format!(", {}", output::size(b))).unwrap_or_default();
                     let state = if o.removed { " (removed)" } else { "" };

@@ -97,12 +97,17 @@ async fn check_schemas(store: &Store, format: ImportFormat, dir: &std::path::Pat
         let first: Vec<String> = c
             .documents
             .iter()
-            .map(|d| format!("{} {}", d.id, d.violations.first().map(ToString::to_string).unwrap_or_default()))
+            .map(|d| {
+                format!("{} {}", d.id, d.violations.first().map(ToString::to_string).unwrap_or_default())
+            })
             .collect();
-        let line = format!("{}: {} of {} documents, e.g. {}", c.collection, c.invalid, c.scanned, first.join("; "));
+        let line =
+            format!("{}: {} of {} documents, e.g. {}", c.collection, c.invalid, c.scanned, first.join("; "));
         match c.mode {
             Mode::Strict => refused.push(line),
-            Mode::Warn => eprintln!("orb import: warning: not matching the schema (warn mode, imported): {line}"),
+            Mode::Warn => {
+                eprintln!("orb import: warning: not matching the schema (warn mode, imported): {line}")
+            }
             Mode::Off => {}
         }
     }

@@ -186,9 +186,13 @@ async fn main() -> ExitCode {
         Command::Audit(args) => return closing(&store, audit::run(&store, args).await).await,
         Command::User(args) => return closing(&store, user::run(&store, args).await).await,
         Command::Compact { json } => return closing(&store, compact::run(&store, json).await).await,
-        Command::Cleanup { apply, json } => return closing(&store, cleanup::run(&store, apply, json).await).await,
+        Command::Cleanup { apply, json } => {
+            return closing(&store, cleanup::run(&store, apply, json).await).await
+        }
         Command::Schema(args) => return closing(&store, schema::run(&store, args).await).await,
-        Command::Validate(args) => return closing(&store, schema::validate_command(&store, args).await).await,
+        Command::Validate(args) => {
+            return closing(&store, schema::validate_command(&store, args).await).await
+        }
         Command::Migrate(_) | Command::Inspect(_) | Command::Archive(_) => {
             unreachable!("handled before the store is opened")
         }

@@ -56,16 +56,6 @@ pub async fn run(args: MigrateArgs) -> Result<bool> {
         subjects: crate::user::map(&target).await.ok(),
     };
     let result = migrate(&source, &target, &options).await;
-    if !args.dry_run {
-        // In the target, where the data landed; its audit log is never overwritten by the
-        // source's, so the record does not disturb a later run's verification.
-        let what = format!("from a {} store to this {} store", source.kind(), target.kind());
-        let counts = result.as_ref().map(|r| {
-            let copied: u64 = r.collections.iter().map(|c| c.copied).sum();
-            serde_json::json!({"collections": r.collections.len(), "copied": copied, "verified": r.verified()})
-        });
-        crate::audit::note(&*target, "migrate", &what, counts).await;
-    }
     let closed = source.close().await.and(target.close().await);
     let report = result?;
     closed?;

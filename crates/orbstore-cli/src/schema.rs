@@ -9,7 +9,9 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use orbstore::{Error, Result, Store};
 use orbstore_ops::validate::{validate, ValidateOptions, ValidateReport};
-use orbstore_schema::{get_schema, list_schemas, remove_schema, set_schema, Mode, SchemaEntry, SCHEMAS_COLLECTION};
+use orbstore_schema::{
+    get_schema, list_schemas, remove_schema, set_schema, Mode, SchemaEntry, SCHEMAS_COLLECTION,
+};
 use serde_json::{json, Map, Value};
 
 use crate::bars::Bars;
@@ -101,7 +103,10 @@ async fn command(store: &Store, command: SchemaCommand) -> Result<(Map<String, V
             let entry = if has_schemas { get_schema(store, &collection).await? } else { None };
             let entry = entry.ok_or_else(|| Error::not_found(format!("{collection:?} has no schema")))?;
             let pretty = serde_json::to_string_pretty(&entry.schema).unwrap_or_default();
-            let human = vec![format!("{} ({}, set {}):", entry.collection, entry.mode.as_str(), entry.updated_at), pretty];
+            let human = vec![
+                format!("{} ({}, set {}):", entry.collection, entry.mode.as_str(), entry.updated_at),
+                pretty,
+            ];
             Ok((fields(serde_json::to_value(&entry).unwrap_or_default()), human))
         }
         SchemaCommand::Set { collection, file, mode } => {
@@ -122,7 +127,10 @@ async fn command(store: &Store, command: SchemaCommand) -> Result<(Map<String, V
             let entry = SchemaEntry::new(entry.collection, entry.schema, mode);
             let result = set_schema(store, &entry).await;
             audited(store, "schema-mode", &entry.collection, json!({"mode": mode}), result).await?;
-            Ok((fields(json!({"collection": collection, "mode": mode})), vec![format!("{collection}: {}.", mode.as_str())]))
+            Ok((
+                fields(json!({"collection": collection, "mode": mode})),
+                vec![format!("{collection}: {}.", mode.as_str())],
+            ))
         }
         SchemaCommand::Remove { collection } => {
             let removed = has_schemas && remove_schema(store, &collection).await?;
@@ -138,19 +146,26 @@ async fn command(store: &Store, command: SchemaCommand) -> Result<(Map<String, V
             let mode = Mode::parse(&mode)?;
             let shipped: &[(&str, &str)] = match set.as_str() {
                 "rl" => orbstore_rl::SCHEMAS,
-                other => return Err(Error::invalid(format!("no shipped schema set {other:?}: the set is rl"))),
+                other => {
+                    return Err(Error::invalid(format!("no shipped schema set {other:?}: the set is rl")))
+                }
             };
             let mut installed = Vec::new();
             for (collection, text) in shipped {
-                let schema: Value = serde_json::from_str(text)
-                    .map_err(|e| Error::corrupt(format!("the shipped schema of {collection} is not JSON: {e}")))?;
+                let schema: Value = serde_json::from_str(text).map_err(|e| {
+                    Error::corrupt(format!("the shipped schema of {collection} is not JSON: {e}"))
+                })?;
                 set_schema(store, &SchemaEntry::new(*collection, schema, mode)).await?;
                 installed.push(*collection);
             }
             let counts = json!({"set": set, "mode": mode, "collections": installed});
             audited(store, "schema-install", &set, counts.clone(), Ok(())).await?;
-            let human =
-                vec![format!("Stored {} schemas ({}): {}.", installed.len(), mode.as_str(), installed.join(", "))];
+            let human = vec![format!(
+                "Stored {} schemas ({}): {}.",
+                installed.len(),
+                mode.as_str(),
+                installed.join(", ")
+            )];
             Ok((fields(counts), human))
         }
     }
@@ -199,7 +214,8 @@ pub async fn validate_command(store: &Store, args: ValidateArgs) -> ExitCode {
             if report.remaining() == 0 {
                 output::success(args.json, Channel::Stdout, fields, &human)
             } else {
-                let e = Error::invalid(format!("{} document(s) do not match their schema", report.remaining()));
+                let e =
+                    Error::invalid(format!("{} document(s) do not match their schema", report.remaining()));
                 // The report is the output; the failure only sets `ok` and the exit code.
                 if args.json {
                     output::failure(true, Channel::Stdout, "validate", &e, fields, &[])
@@ -222,7 +238,8 @@ fn human(report: &ValidateReport) -> Vec<String> {
     }
     let mut lines = Vec::new();
     for c in &report.collections {
-        let mut head = format!("{} ({}): {} scanned, {} failing", c.collection, c.mode.as_str(), c.scanned, c.invalid);
+        let mut head =
+            format!("{} ({}): {} scanned, {} failing", c.collection, c.mode.as_str(), c.scanned, c.invalid);
         if report.fix {
             head.push_str(&format!(", {} fixed, {} not fixable", c.fixed, c.unfixable));
         }
@@ -235,7 +252,12 @@ fn human(report: &ValidateReport) -> Vec<String> {
             };
             lines.push(format!("  {}{state}", d.id));
             for ch in &d.changes {
-                lines.push(format!("    {} {}: {}", ch.rule, if ch.path.is_empty() { "/" } else { &ch.path }, ch.detail));
+                lines.push(format!(
+                    "    {} {}: {}",
+                    ch.rule,
+                    if ch.path.is_empty() { "/" } else { &ch.path },
+                    ch.detail
+                ));
             }
             for v in &d.violations {
                 lines.push(format!("    {v}"));
@@ -259,7 +281,8 @@ fn fields(v: Value) -> Map<String, Value> {
 fn read_input(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::io("reading stdin", e))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::io("reading stdin", e))?;
         return Ok(s);
     }
     std::fs::read_to_string(file).map_err(|e| Error::io(format!("reading {}", file.display()), e))

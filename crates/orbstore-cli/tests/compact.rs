@@ -52,11 +52,19 @@ fn cleanup_lists_then_removes_with_apply_on_file() {
     }
     let listed = orb(dir.path(), common::NO_VARS, &["cleanup"]);
     assert!(listed.ok, "{}", listed.err);
-    assert!(listed.out.contains("Found 2 orphan(s)") && listed.out.contains("temporary file"), "{}", listed.out);
+    assert!(
+        listed.out.contains("Found 2 orphan(s)") && listed.out.contains("temporary file"),
+        "{}",
+        listed.out
+    );
     assert!(listed.out.contains("quarantined file") && listed.out.contains("--apply"), "{}", listed.out);
     assert!(data.join("_orbstore.txlog.tmp").exists(), "listing removes nothing");
     let applied = object(&orb(dir.path(), common::NO_VARS, &["cleanup", "--apply", "--json"]).out);
-    assert_eq!((applied["ok"].as_bool(), applied["applied"].as_bool()), (Some(true), Some(true)), "{applied}");
+    assert_eq!(
+        (applied["ok"].as_bool(), applied["applied"].as_bool()),
+        (Some(true), Some(true)),
+        "{applied}"
+    );
     assert_eq!(applied["orphans"][1]["removed"], true, "{applied}");
     assert!(!data.join("_orbstore.txlog.tmp").exists());
     let again = object(&orb(dir.path(), common::NO_VARS, &["cleanup", "--json"]).out);

@@ -110,13 +110,6 @@ async fn kill_and_resume(from: &str, to: &str, docs: usize, seed: u64) {
         (json!(true), json!(true)),
         "{again}"
     );
-    // Each run that finished recorded itself in the target's audit log (which the runs'
-    // verification leaves alone, so the rerun above still changed nothing).
-    let target = orbstore::open(config(to)).await.unwrap();
-    let log = target.collection("access_logs").await.unwrap();
-    let ok = orbstore::Filter::and([orbstore::Filter::eq("what", "migrate"), orbstore::Filter::eq("outcome", "ok")]);
-    assert!(log.count(&ok).await.unwrap() >= 2, "the migrations are audited in the target");
-    target.close().await.unwrap();
     eprintln!("documents in the target after each kill: {progressed:?}");
 }
 

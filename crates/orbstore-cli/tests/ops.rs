@@ -59,7 +59,11 @@ async fn backup_inspect_restore_and_export_round_trip() {
     assert!(r.ok, "{}\n{}", r.out, r.err);
     assert!(r.out.contains("Backed up 2 collections and 350 documents from the file backend"), "{}", r.out);
     let log = object(&orb(dir.path(), &source, &["audit", "--last", "1", "--json"]).out);
-    assert_eq!((log["records"][0]["what"].as_str(), log["records"][0]["counts"]["documents"].as_u64()), (Some("backup"), Some(350)), "{log}");
+    assert_eq!(
+        (log["records"][0]["what"].as_str(), log["records"][0]["counts"]["documents"].as_u64()),
+        (Some("backup"), Some(350)),
+        "{log}"
+    );
     let archive = archive_in(&dir.path().join("backups"));
     assert!(archive.file_name().unwrap().to_str().unwrap().starts_with("orbstore-"));
 

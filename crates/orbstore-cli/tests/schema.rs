@@ -49,7 +49,8 @@ fn schemas_end_to_end(url: &str, tmp: &Path) {
     assert!(invalid > 0, "{v}");
 
     let fixed = ok_json(tmp, url, &["validate", "--fix", "--json"]);
-    let c = fixed["collections"].as_array().unwrap().iter().find(|c| c["collection"] == "experiences").unwrap();
+    let c =
+        fixed["collections"].as_array().unwrap().iter().find(|c| c["collection"] == "experiences").unwrap();
     assert_eq!((c["fixed"].as_u64(), c["unfixable"].as_u64()), (Some(invalid), Some(0)), "{fixed}");
     assert_eq!(c["documents"][0]["changes"][0]["rule"], "clamp", "{fixed}");
     ok_json(tmp, url, &["validate", "--json"]);
@@ -58,10 +59,15 @@ fn schemas_end_to_end(url: &str, tmp: &Path) {
     ok_json(tmp, url, &["schema", "mode", "experiences", "strict", "--json"]);
     let demo = run(tmp, url, &["demo", "--episodes", "5"]);
     assert!(!demo.ok, "{}", demo.out);
-    assert!(demo.err.contains("does not match the collection's schema") && demo.err.contains("maximum"), "{}", demo.err);
+    assert!(
+        demo.err.contains("does not match the collection's schema") && demo.err.contains("maximum"),
+        "{}",
+        demo.err
+    );
 
     let listed = ok_json(tmp, url, &["schema", "list", "--json"]);
-    let modes: Vec<_> = listed["schemas"].as_array().unwrap().iter().filter(|s| s["collection"] == "experiences").collect();
+    let modes: Vec<_> =
+        listed["schemas"].as_array().unwrap().iter().filter(|s| s["collection"] == "experiences").collect();
     assert_eq!(modes[0]["mode"], "strict", "{listed}");
     let shown = ok_json(tmp, url, &["schema", "show", "experiences", "--json"]);
     assert_eq!(shown["schema"]["properties"]["reward"]["maximum"], 5, "{shown}");
@@ -70,7 +76,8 @@ fn schemas_end_to_end(url: &str, tmp: &Path) {
     assert!(run(tmp, url, &["demo", "--episodes", "2"]).ok, "no schema, no check");
 
     let audit = ok_json(tmp, url, &["audit", "--json"]);
-    let whats: Vec<&str> = audit["records"].as_array().unwrap().iter().filter_map(|r| r["what"].as_str()).collect();
+    let whats: Vec<&str> =
+        audit["records"].as_array().unwrap().iter().filter_map(|r| r["what"].as_str()).collect();
     for what in ["schema-install", "schema-set", "validate-fix", "schema-mode", "schema-remove"] {
         assert!(whats.contains(&what), "{what} audited: {whats:?}");
     }
@@ -109,11 +116,22 @@ fn an_import_failing_a_strict_schema_writes_nothing() {
 
     let r = run(tmp.path(), &url, &["import", "--format", "orb", src.to_str().unwrap()]);
     assert!(!r.ok);
-    assert!(r.err.contains("nothing was imported") && r.err.contains("/preferences") && r.err.contains("minItems"), "{}", r.err);
+    assert!(
+        r.err.contains("nothing was imported")
+            && r.err.contains("/preferences")
+            && r.err.contains("minItems"),
+        "{}",
+        r.err
+    );
     let r = run(tmp.path(), &url, &["stats", "--json"]);
     let stats: Value = serde_json::from_str(&r.out).unwrap();
     let held = |c: &str| {
-        stats["collections"].as_array().unwrap().iter().find(|x| x["name"] == c).map_or(0, |x| x["documents"].as_u64().unwrap())
+        stats["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == c)
+            .map_or(0, |x| x["documents"].as_u64().unwrap())
     };
     assert_eq!((held("luna_profiles"), held("luna_users")), (0, 0), "nothing of any file: {stats}");
 

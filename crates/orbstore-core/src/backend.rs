@@ -280,6 +280,8 @@ pub trait Collection: Send + Sync + fmt::Debug {
     /// The default upserts one document at a time after checking them all (a unique-index
     /// conflict then leaves the documents before it stored); the built backends store the
     /// batch at once, all or nothing (MongoDB by undoing, as its other multi-document writes).
+    /// A batch that swaps unique keys between its documents is accepted by the memory and file
+    /// backends and refused by the others, which check row by row.
     async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
         let mut prepared = Vec::with_capacity(docs.len());
         for mut doc in docs {

@@ -22,8 +22,9 @@ mod typed;
 mod update;
 
 pub use backend::{
-    Capabilities, Collection, CollectionRef, CollectionStats, CleanupReport, CompactReport, DocumentStream, HealthReport,
-    IndexSpec, Orphan, PersistenceBackend, StorageStats, Transaction, Upserted, QUARANTINE_KEEP,
+    Capabilities, CleanupReport, Collection, CollectionRef, CollectionStats, CompactReport, DocumentStream,
+    HealthReport, IndexSpec, Orphan, PersistenceBackend, StorageStats, Transaction, Upserted,
+    QUARANTINE_KEEP,
 };
 pub use config::{
     parse_bool, BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin,

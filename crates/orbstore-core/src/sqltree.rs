@@ -106,14 +106,16 @@ pub fn pinned_class(filter: &Filter, path: &FieldPath) -> Option<PinnedClass> {
     match filter {
         Filter::And(parts) => parts.iter().find_map(|f| pinned_class(f, path)),
         Filter::Field { path: p, conditions } if p == path => conditions.iter().find_map(|c| match c {
-            Condition::Eq(v) | Condition::Gt(v) | Condition::Gte(v) | Condition::Lt(v) | Condition::Lte(v) => {
-                match v {
-                    serde_json::Value::Bool(_) => Some(PinnedClass::Bool),
-                    serde_json::Value::Number(_) => Some(PinnedClass::Number),
-                    serde_json::Value::String(_) => Some(PinnedClass::String),
-                    _ => None,
-                }
-            }
+            Condition::Eq(v)
+            | Condition::Gt(v)
+            | Condition::Gte(v)
+            | Condition::Lt(v)
+            | Condition::Lte(v) => match v {
+                serde_json::Value::Bool(_) => Some(PinnedClass::Bool),
+                serde_json::Value::Number(_) => Some(PinnedClass::Number),
+                serde_json::Value::String(_) => Some(PinnedClass::String),
+                _ => None,
+            },
             _ => None,
         }),
         _ => None,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use orbstore_core::engine::CollectionEngine;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CleanupReport, CollectionStats, CompactReport, Error, FileConfig,
-    FileSync, HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport,
+    Error, FileConfig, FileSync, HealthReport, PersistenceBackend, Result, StorageStats, Transaction,
 };
 use parking_lot::{Mutex, RwLock};
 

@@ -41,10 +41,12 @@ pub(crate) fn scan<T>(
         let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
         let days = age.as_secs() / 86_400;
         let found = if name.ends_with(".tmp") {
-            (age >= TMP_GRACE).then(|| ("temporary file", format!("an unfinished atomic write, modified {days} days ago")))
+            (age >= TMP_GRACE)
+                .then(|| ("temporary file", format!("an unfinished atomic write, modified {days} days ago")))
         } else if name.contains(".corrupt-") || name.contains(".torn-") {
-            (age >= QUARANTINE_KEEP)
-                .then(|| ("quarantined file", format!("a damaged log's copy kept by recovery, {days} days old")))
+            (age >= QUARANTINE_KEEP).then(|| {
+                ("quarantined file", format!("a damaged log's copy kept by recovery, {days} days old"))
+            })
         } else {
             let stem = name.strip_suffix(".log.old").or_else(|| name.strip_suffix(".log"));
             stem.filter(|s| validate_collection_name(s).is_ok() && !live.contains_key(*s))
@@ -56,7 +58,13 @@ pub(crate) fn scan<T>(
             fs::remove_file(&path).map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
             true
         };
-        orphans.push(Orphan { kind: kind.to_owned(), name: path.display().to_string(), bytes: Some(meta.len()), detail, removed });
+        orphans.push(Orphan {
+            kind: kind.to_owned(),
+            name: path.display().to_string(),
+            bytes: Some(meta.len()),
+            detail,
+            removed,
+        });
     }
     if orphans.iter().any(|o| o.removed) {
         crate::snapshot::sync_dir(dir).map_err(|e| Error::io("cannot sync the data directory", e))?;

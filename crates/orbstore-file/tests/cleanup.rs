@@ -60,10 +60,19 @@ async fn orphans_are_listed_then_removed_only_when_asked() {
 
     let applied = store.cleanup(true).await.unwrap();
     assert!(applied.applied && applied.orphans.len() == 4 && applied.orphans.iter().all(|o| o.removed));
-    for gone in ["_orbstore.txlog.tmp", "old_events.log", "old_events.log.old", "users.log.corrupt-20240101T000000Z"] {
+    for gone in
+        ["_orbstore.txlog.tmp", "old_events.log", "old_events.log.old", "users.log.corrupt-20240101T000000Z"]
+    {
         assert!(!dir.join(gone).exists(), "{gone} removed");
     }
-    for kept in ["users.log.torn-20250101T000000Z", "users.json.tmp", "notes.txt", "Not A Name.log", "users.log", "users.json"] {
+    for kept in [
+        "users.log.torn-20250101T000000Z",
+        "users.json.tmp",
+        "notes.txt",
+        "Not A Name.log",
+        "users.log",
+        "users.json",
+    ] {
         assert!(dir.join(kept).exists(), "{kept} kept");
     }
     assert!(store.cleanup(false).await.unwrap().orphans.is_empty());

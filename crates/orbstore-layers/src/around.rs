@@ -12,8 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, Collection, CollectionRef, CleanupReport, CompactReport, Document, DocumentStream, Filter, HealthReport,
-    Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update, Upserted,
+    Capabilities, CleanupReport, Collection, CollectionRef, CompactReport, Document, DocumentStream, Filter,
+    HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
+    Update, Upserted,
 };
 
 /// What an operation is, for a layer deciding how to run it.

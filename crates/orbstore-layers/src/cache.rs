@@ -42,9 +42,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
 use orbstore_core::{
-    id_of, Capabilities, Collection, CollectionRef, CleanupReport, CompactReport, Document, DocumentStream, Error, Filter,
-    HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
-    Update, Upserted,
+    id_of, Capabilities, CleanupReport, Collection, CollectionRef, CompactReport, Document, DocumentStream,
+    Error, Filter, HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats,
+    Transaction, Update, Upserted,
 };
 use parking_lot::Mutex;
 

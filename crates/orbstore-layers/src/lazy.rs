@@ -15,8 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use orbstore_core::{
-    Capabilities, CollectionRef, CleanupReport, CompactReport, Error, HealthReport, PersistenceBackend, Result, Snapshot,
-    StorageStats, Transaction,
+    Capabilities, CleanupReport, CollectionRef, CompactReport, Error, HealthReport, PersistenceBackend,
+    Result, Snapshot, StorageStats, Transaction,
 };
 
 /// Opens the backend; called again after a failure.

@@ -30,7 +30,7 @@ use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use orbstore_core::{CleanupReport, IndexSpec, Orphan, Result};
 
 use crate::backend::{Mode, Shared, INDEX_CATALOG};
-use crate::collection::{index_model, unique_partial_filter};
+use crate::collection::unique_partial_filter;
 use crate::error::{code, Context};
 
 /// The server's "namespace not found" code.
@@ -77,9 +77,7 @@ enum Removal {
     Keep,
     /// Delete a catalog row, if its collection is still missing (`live: false`) or its index
     /// still is (`live: true`).
-    Row { row: Row, collection: String, live: bool },
-    /// Drop an index, if no catalog row describes it still.
-    Index { collection: String, index: ServerIndex },
+    Row { row: Box<Row>, collection: String, live: bool },
 }
 
 /// The index catalog's rows.
@@ -177,14 +175,14 @@ async fn find(sh: &Shared, live: &[String]) -> Result<(Vec<(Orphan, Removal)>, u
         let on_server = indexes.get(coll);
         if on_server.is_none() {
             let detail = format!("no collection {coll:?} for index {index:?}");
-            let removal = Removal::Row { row: r.clone(), collection: coll.clone(), live: false };
+            let removal = Removal::Row { row: Box::new(r.clone()), collection: coll.clone(), live: false };
             out.push((orphan("index catalog row without a collection", name, detail), removal));
         } else if !on_server.into_iter().flatten().any(|i| r.describes(&i.name, &i.fields)) {
             let detail = format!(
                 "collection {coll:?} has no index {index:?}: it enforces nothing, though list_indexes reported \
                  it, and create_index would not build it; create_index builds it again"
             );
-            let removal = Removal::Row { row: r.clone(), collection: coll.clone(), live: true };
+            let removal = Removal::Row { row: Box::new(r.clone()), collection: coll.clone(), live: true };
             out.push((orphan("index catalog row without its index", name, detail), removal));
         } else if r.spec.is_none() {
             let detail = format!(
@@ -203,22 +201,22 @@ async fn find(sh: &Shared, live: &[String]) -> Result<(Vec<(Orphan, Removal)>, u
                 foreign += 1;
                 continue;
             }
+            // Listed, never dropped: a plain ascending index someone made by hand
+            // (`createIndex({user: 1})`) looks exactly like one an interrupted create_index
+            // left, and dropping it would take away what its owner relies on.
             let detail = format!(
-                "on collection {coll:?}, over {:?}, shaped like orbstore's, but {INDEX_CATALOG} does not describe it",
+                "on collection {coll:?}, over {:?}, shaped like orbstore's, but {INDEX_CATALOG} does not describe it; \
+                 kept (it may be hand-made): drop it by hand, or call create_index to adopt it",
                 i.fields
             );
-            let removal = Removal::Index { collection: coll.clone(), index: i.clone() };
-            out.push((orphan("index not in the catalog", format!("{coll}/{}", i.name), detail), removal));
+            out.push((
+                orphan("index not in the catalog", format!("{coll}/{}", i.name), detail),
+                Removal::Keep,
+            ));
         }
     }
     out.sort_by(|a, b| (&a.0.kind, &a.0.name).cmp(&(&b.0.kind, &b.0.name)));
     Ok((out, foreign))
-}
-
-/// The catalog row that describes a server index now, if any.
-async fn describing_row(sh: &Shared, collection: &str, index: &ServerIndex) -> Result<Option<Row>> {
-    let rows = rows(sh, doc! {"collection": collection}).await?;
-    Ok(rows.into_iter().find(|r| r.describes(&index.name, &index.fields)))
 }
 
 /// Removes one orphan after looking again: `None` when it is one no more, `Some(more)` when
@@ -242,31 +240,6 @@ async fn remove(sh: &Shared, removal: &Removal) -> Result<Option<String>> {
             let catalog = sh.db.collection::<BsonDocument>(INDEX_CATALOG);
             let deleted = catalog.delete_one(filter).await.ctx("delete an index catalog row")?;
             Ok((deleted.deleted_count > 0).then(String::new))
-        }
-        Removal::Index { collection, index } => {
-            if describing_row(sh, collection, index).await?.is_some() {
-                return Ok(None);
-            }
-            let coll = sh.db.collection::<BsonDocument>(collection);
-            coll.drop_index(index.name.clone())
-                .await
-                .ctx(&format!("drop index {:?} of {collection:?}", index.name))?;
-            // A create_index that built this index just before we looked may have recorded it
-            // since: build it again from the recorded spec.
-            let Some(row) = describing_row(sh, collection, index).await? else {
-                return Ok(Some(String::new()));
-            };
-            match row.spec {
-                Some(spec) => {
-                    coll.create_index(index_model(&spec))
-                        .await
-                        .ctx(&format!("build index {:?} again", spec.name))?;
-                    Ok(Some("; a concurrent create_index recorded it meanwhile: built again".to_owned()))
-                }
-                None => Ok(Some(
-                    "; a concurrent create_index recorded it meanwhile, with an unreadable spec".to_owned(),
-                )),
-            }
         }
     }
 }

@@ -416,7 +416,7 @@ fn sets_a_boolean(update: &Update) -> bool {
 
 /// The index `create_index` builds for a spec: ascending keys, named after the spec; a unique
 /// one with [`unique_partial_filter`].
-pub(crate) fn index_model(spec: &IndexSpec) -> IndexModel {
+fn index_model(spec: &IndexSpec) -> IndexModel {
     let keys: BsonDocument = spec.fields.iter().map(|f| (f.clone(), Bson::Int32(1))).collect();
     let mut options = IndexOptions::builder().name(spec.name.clone()).unique(spec.unique).build();
     if spec.unique {

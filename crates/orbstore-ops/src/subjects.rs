@@ -108,11 +108,18 @@ pub fn user_filter(paths: &[String], user: &str) -> Filter {
     }))
 }
 
-/// A stored user id as the string `user_filter` matches it: a string, or an integer.
+/// A stored user id as the string `user_filter` matches it: a string, or a whole number (`42`
+/// and `42.0` alike, since the filter's numeric equality matches both).
 fn id_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match v {
         Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
-        Value::Number(n) if n.is_i64() => Some(std::borrow::Cow::Owned(n.to_string())),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Some(std::borrow::Cow::Owned(i.to_string())),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                Some(std::borrow::Cow::Owned((f as i64).to_string()))
+            }
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use orbstore_core::{id_of, Error, Filter, PersistenceBackend, Query, Result, ID_FIELD};
-use orbstore_schema::{get_schema, list_schemas, sanitize, Change, CompiledSchema, Mode, Violation, SCHEMAS_COLLECTION};
+use orbstore_schema::{
+    get_schema, list_schemas, sanitize, Change, CompiledSchema, Mode, Violation, SCHEMAS_COLLECTION,
+};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -208,7 +208,6 @@ async fn retention_on(name: &'static str) {
     t.cleanup().await;
 }
 
-
 every_backend!(retention_on;
     retention_on_memory: "memory",
     retention_on_file: "file",

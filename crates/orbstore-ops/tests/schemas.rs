@@ -46,9 +46,15 @@ async fn schemas_on(name: &'static str) {
     set_schema(&layer, &SchemaEntry::new("profiles", schema(), Mode::Strict)).await.unwrap();
 
     // Strict: refused with the document, path and rule named; nothing written.
-    let e = profiles.insert_value(json!({"_id": "p1", "user": "u1", "mode": "x", "epsilon": 2})).await.unwrap_err();
+    let e = profiles
+        .insert_value(json!({"_id": "p1", "user": "u1", "mode": "x", "epsilon": 2}))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{name}: {e}");
-    assert!(e.message().contains("p1") && e.message().contains("/epsilon") && e.message().contains("maximum"), "{e}");
+    assert!(
+        e.message().contains("p1") && e.message().contains("/epsilon") && e.message().contains("maximum"),
+        "{e}"
+    );
     let batch = vec![
         doc(json!({"_id": "ok1", "user": "u1", "mode": "m"})),
         doc(json!({"_id": "bad1", "user": 7, "mode": "m"})),
@@ -70,9 +76,13 @@ async fn schemas_on(name: &'static str) {
     // Valid writes pass; updates are checked on what they make.
     profiles.insert_value(json!({"_id": "p1", "user": "u1", "mode": "m", "epsilon": 0.5})).await.unwrap();
     profiles.insert_value(json!({"_id": "p2", "user": "u2", "mode": "m", "epsilon": 0.9})).await.unwrap();
-    let e = profiles.update_one(&Filter::eq("_id", "p1"), &Update::new().set("epsilon", 5)).await.unwrap_err();
+    let e =
+        profiles.update_one(&Filter::eq("_id", "p1"), &Update::new().set("epsilon", 5)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
-    assert_eq!(profiles.update_one(&Filter::eq("_id", "p1"), &Update::new().set("epsilon", 0.1)).await.unwrap(), 1);
+    assert_eq!(
+        profiles.update_one(&Filter::eq("_id", "p1"), &Update::new().set("epsilon", 0.1)).await.unwrap(),
+        1
+    );
     // +0.2 breaks p2 only (0.9 → 1.1): refused, so p1 is not changed either.
     let e = profiles.update_many(&Filter::all(), &Update::new().inc("epsilon", 0.2)).await.unwrap_err();
     assert!(e.message().contains("p2"), "{e}");
@@ -143,9 +153,10 @@ async fn schemas_on(name: &'static str) {
     let again = validate(&*raw, &ValidateOptions::default()).await.unwrap();
     assert_eq!(again.remaining(), 2, "{name}: only the unfixable remain");
 
-    let e = validate(&*raw, &ValidateOptions { collection: Some("nope".into()), ..ValidateOptions::default() })
-        .await
-        .unwrap_err();
+    let e =
+        validate(&*raw, &ValidateOptions { collection: Some("nope".into()), ..ValidateOptions::default() })
+            .await
+            .unwrap_err();
     assert!(e.message().contains("\"nope\" has no schema"), "{e}");
     drop((profiles, direct));
     drop(Arc::new(other));

@@ -159,7 +159,6 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-
 every_backend!(subjects_on;
     subjects_on_memory: "memory",
     subjects_on_file: "file",
@@ -270,18 +269,26 @@ async fn numeric_ids_on(name: &'static str) {
     subjects::register(&**store, "sessions", &["user"]).await.unwrap();
     let map = subjects::stored_map(&**store).await.unwrap();
     let sessions = store.collection("sessions").await.unwrap();
-    for (id, user) in [("s1", json!(42)), ("s2", json!("42")), ("s3", json!(420)), ("s4", json!("042")), ("s5", json!([7, 42]))] {
+    for (id, user) in [
+        ("s1", json!(42)),
+        ("s2", json!("42")),
+        ("s3", json!(420)),
+        ("s4", json!("042")),
+        ("s5", json!([7, 42])),
+        ("s7", json!(42.0)),
+    ] {
         sessions.insert_value(json!({"_id": id, "user": user})).await.unwrap();
     }
     let export = subjects::export_user(&**store, &map, "42", None).await.unwrap();
-    assert_eq!(export.total(), 3, "{name}: {export:?}");
+    assert_eq!(export.total(), 4, "{name}: {export:?}");
     let report = subjects::forget_user(&**store, &map, "42", None).await.unwrap();
-    assert_eq!(report.deleted["sessions"], 3, "{name}");
+    assert_eq!(report.deleted["sessions"], 4, "{name}");
     let left: Vec<_> = sessions.find_all().await.unwrap().into_iter().map(|d| d["_id"].clone()).collect();
     assert_eq!(left, [json!("s3"), json!("s4")], "{name}");
     sessions.insert_value(json!({"_id": "s6", "user": 42})).await.unwrap();
+    sessions.insert_value(json!({"_id": "s8", "user": 42.0})).await.unwrap();
     let purged = subjects::reapply_ledger(&**store, &map).await.unwrap();
-    assert_eq!(purged.get("sessions"), Some(&1), "{name}: the ledger knows the number too");
+    assert_eq!(purged.get("sessions"), Some(&2), "{name}: the ledger knows the number too, as 42 and 42.0");
     t.cleanup().await;
 }
 

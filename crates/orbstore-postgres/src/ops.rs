@@ -94,8 +94,11 @@ fn plan_page(
 ) -> Plan {
     let empty = Shapes::default();
     let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
-    let pushed =
-        if w.exact && !force_superset && keyset.is_none() { order_by(&query.sort, shapes, &query.filter) } else { None };
+    let pushed = if w.exact && !force_superset && keyset.is_none() {
+        order_by(&query.sort, shapes, &query.filter)
+    } else {
+        None
+    };
     let mut inner = crate::sql::Sql::lit(format!(
         "SELECT id, {} FROM {} WHERE ",
         if ids_only { "NULL::json AS doc" } else { "doc" },
@@ -483,7 +486,8 @@ pub(crate) async fn upsert_many(
     for (n, (id, _)) in docs.iter().enumerate() {
         last.insert(id.as_str(), n);
     }
-    let kept: Vec<&(Id, Document)> = docs.iter().enumerate().filter(|(n, (id, _))| last[id.as_str()] == *n).map(|(_, d)| d).collect();
+    let kept: Vec<&(Id, Document)> =
+        docs.iter().enumerate().filter(|(n, (id, _))| last[id.as_str()] == *n).map(|(_, d)| d).collect();
     let (paths, kinds) = shape_rows(kept.iter().map(|(_, d)| d));
     let ids: Vec<&str> = kept.iter().map(|(id, _)| id.as_str()).collect();
     let texts: Vec<JsonRef> = kept.iter().map(|(_, d)| JsonRef(d)).collect();

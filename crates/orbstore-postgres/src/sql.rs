@@ -367,7 +367,11 @@ fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {
 /// that class's column alone, without a `NULLS` clause, so that an index whose leading columns
 /// the filter's equalities pin (the class column among them) serves the sort in either
 /// direction.
-pub(crate) fn order_by(sort: &[SortField], shapes: &Shapes, filter: &Filter) -> Option<(String, Vec<String>)> {
+pub(crate) fn order_by(
+    sort: &[SortField],
+    shapes: &Shapes,
+    filter: &Filter,
+) -> Option<(String, Vec<String>)> {
     let mut parts = Vec::new();
     let mut assumed = Vec::new();
     for s in sort {

@@ -339,9 +339,19 @@ async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
             let text = explain.join("\n");
             assert!(plan.exact_filter && plan.sort_in_sql, "{pin}: {plan:?}");
             assert!(text.contains("Index Scan") && text.contains("_ix_"), "{pin}: {text}");
-            assert!(!text.contains("Seq Scan on events") && !text.contains("Bitmap Heap Scan on events"), "{pin}: {text}");
-            let full_sorts: Vec<&String> =
-                explain.iter().filter(|l| l.contains("Sort") && !l.contains("Incremental Sort") && !l.contains("Presorted") && !l.contains("Sort Key")).collect();
+            assert!(
+                !text.contains("Seq Scan on events") && !text.contains("Bitmap Heap Scan on events"),
+                "{pin}: {text}"
+            );
+            let full_sorts: Vec<&String> = explain
+                .iter()
+                .filter(|l| {
+                    l.contains("Sort")
+                        && !l.contains("Incremental Sort")
+                        && !l.contains("Presorted")
+                        && !l.contains("Sort Key")
+                })
+                .collect();
             assert!(full_sorts.is_empty(), "{pin}: the index orders the matches: {text}");
             let found = c.find(&q).await.unwrap();
             assert_eq!(found, q.apply(docs.clone()), "{pin}: {q:?}");

@@ -82,8 +82,10 @@ impl SaveChanges for Inner {
             }
             // One batched write per save: one transaction and one fsync on the backends that have
             // them, instead of one per entry.
-            let docs = changed.iter().map(entry_doc).collect::<Result<Vec<_>>>()?;
-            if !docs.is_empty() {
+            // In batches of SAVE_BATCH, so that a large dirty set (after an outage) stays within
+            // the servers' statement and command sizes.
+            for chunk in changed.chunks(SAVE_BATCH) {
+                let docs = chunk.iter().map(entry_doc).collect::<Result<Vec<_>>>()?;
                 self.coll.upsert_many(docs).await?;
             }
             Ok(changed.len())
@@ -98,6 +100,9 @@ impl SaveChanges for Inner {
         result
     }
 }
+
+/// The most entries one save writes in one `upsert_many`.
+const SAVE_BATCH: usize = 1_000;
 
 fn entry_doc(e: &QEntry) -> Result<Document> {
     let mut doc = match serde_json::to_value(e) {

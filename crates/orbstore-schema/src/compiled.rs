@@ -40,9 +40,11 @@ impl CompiledSchema {
     /// names, 2020-12 when none) is `InvalidInput` saying why. Only references inside the
     /// schema resolve: nothing is fetched.
     ///
-    /// The store's `_id` field is always allowed: when the top-level schema lists `properties`
-    /// without `_id`, `_id` is added as "anything" to the compiled copy, so that
-    /// `additionalProperties: false` does not reject every stored document.
+    /// The store's `_id` field is allowed by `properties`, `additionalProperties` and
+    /// `unevaluatedProperties` at the top level: when the schema does not declare `_id`, it is
+    /// added as "anything" to the compiled copy's `properties`, so that `additionalProperties:
+    /// false` does not reject every stored document. (Keywords that limit property names or
+    /// counts, `propertyNames` and `maxProperties`, still count it.)
     pub fn compile(schema: &Value) -> Result<CompiledSchema> {
         if !schema.is_object() && !schema.is_boolean() {
             return Err(Error::invalid(format!(
@@ -51,8 +53,18 @@ impl CompiledSchema {
             )));
         }
         let mut compiled = schema.clone();
-        if let Some(props) = compiled.get_mut("properties").and_then(Value::as_object_mut) {
-            props.entry(ID_FIELD).or_insert(Value::Bool(true));
+        if let Some(top) = compiled.as_object_mut() {
+            let closes =
+                ["additionalProperties", "unevaluatedProperties"].iter().any(|k| top.contains_key(*k));
+            if closes || top.contains_key("properties") {
+                if let Some(props) = top
+                    .entry("properties")
+                    .or_insert_with(|| Value::Object(Default::default()))
+                    .as_object_mut()
+                {
+                    props.entry(ID_FIELD).or_insert(Value::Bool(true));
+                }
+            }
         }
         let mut options = jsonschema::options();
         if schema.get("$schema").is_none() {
@@ -60,9 +72,8 @@ impl CompiledSchema {
             // upgrades of the validator. A declared `$schema` picks its own draft.
             options = options.with_draft(jsonschema::Draft::Draft202012);
         }
-        let validator = options
-            .build(&compiled)
-            .map_err(|e| Error::invalid(format!("not a valid JSON Schema: {e}")))?;
+        let validator =
+            options.build(&compiled).map_err(|e| Error::invalid(format!("not a valid JSON Schema: {e}")))?;
         Ok(CompiledSchema { source: schema.clone(), validator })
     }
 
@@ -129,6 +140,9 @@ mod tests {
         .unwrap();
         assert!(s.is_valid(&json!({"_id": "x", "a": 1})));
         assert!(!s.is_valid(&json!({"_id": "x", "a": 1, "b": 2})));
+        let closed =
+            CompiledSchema::compile(&json!({"type": "object", "additionalProperties": false})).unwrap();
+        assert!(closed.is_valid(&json!({"_id": "x"})) && !closed.is_valid(&json!({"_id": "x", "b": 2})));
         assert_eq!(s.source()["properties"].as_object().unwrap().len(), 1, "the source is unchanged");
     }
 

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use orbstore_core::{
-    id_of, Capabilities, Collection, CleanupReport, CollectionRef, CompactReport, Document, DocumentStream, Error, Filter,
-    HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction, Update,
-    Upserted, ID_FIELD,
+    id_of, Capabilities, CleanupReport, Collection, CollectionRef, CompactReport, Document, DocumentStream,
+    Error, Filter, HealthReport, Id, IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats,
+    Transaction, Update, Upserted, ID_FIELD,
 };
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use crate::compiled::{CompiledSchema, Violation};
-use crate::registry::{list_schemas, Mode, SCHEMAS_COLLECTION};
+use crate::registry::{Mode, SchemaEntry, SCHEMAS_COLLECTION};
 
 /// How often a process rereads the stored schemas by default, to see another process's changes
 /// (its own are seen at once).
@@ -25,14 +25,22 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
 /// How many violations a refused write names before "and N more".
 const NAMED_VIOLATIONS: usize = 3;
 
-struct Rule {
-    mode: Mode,
-    schema: CompiledSchema,
+enum Rule {
+    Check {
+        mode: Mode,
+        schema: CompiledSchema,
+    },
+    /// A stored schema that does not read or compile (restored from a newer version, say):
+    /// that collection's writes fail with this error; the others' go on.
+    Broken(Error),
 }
 
 #[derive(Default)]
 struct Cache {
+    /// When the schemas were last read; `None`: never.
     loaded_at: Option<Instant>,
+    /// This process changed them: read again before the next check.
+    stale: bool,
     rules: HashMap<String, Arc<Rule>>,
 }
 
@@ -92,7 +100,7 @@ impl SchemaLayer {
 
 impl Shared {
     fn forget_schemas(&self) {
-        self.cache.write().loaded_at = None;
+        self.cache.write().stale = true;
     }
 
     async fn rule(&self, collection: &str) -> Result<Option<Arc<Rule>>> {
@@ -101,7 +109,7 @@ impl Shared {
         }
         {
             let cache = self.cache.read();
-            if cache.loaded_at.is_some_and(|t| t.elapsed() < self.refresh) {
+            if !cache.stale && cache.loaded_at.is_some_and(|t| t.elapsed() < self.refresh) {
                 return Ok(cache.rules.get(collection).cloned());
             }
         }
@@ -117,12 +125,16 @@ impl Shared {
         if let Err(e) = self.reload().await {
             let mut cache = self.cache.write();
             if cache.loaded_at.is_none() {
-                return Err(Error::new(e.kind(), format!("reading the collections' schemas: {}", e.message()))
-                    .with_source(e));
+                return Err(Error::new(
+                    e.kind(),
+                    format!("reading the collections' schemas: {}", e.message()),
+                )
+                .with_source(e));
             }
             // Keep checking with the schemas last read, and try again after `refresh`.
             tracing::warn!(error = %e, "rereading the collections' schemas failed; using the ones last read");
             cache.loaded_at = Some(Instant::now());
+            cache.stale = false;
         }
         drop(guard);
         Ok(self.cache.read().rules.get(collection).cloned())
@@ -136,32 +148,49 @@ impl Shared {
 
     async fn reload(&self) -> Result<()> {
         // Asking for the collection would create it on most backends: look first.
-        let entries = if self.inner.list_collections().await?.iter().any(|c| c == SCHEMAS_COLLECTION) {
-            list_schemas(self.inner.as_ref()).await?
+        let docs = if self.inner.list_collections().await?.iter().any(|c| c == SCHEMAS_COLLECTION) {
+            self.inner.collection(SCHEMAS_COLLECTION).await?.find(&Query::all()).await?
         } else {
             Vec::new()
         };
         let mut rules = HashMap::new();
-        for entry in entries {
-            if entry.mode == Mode::Off {
-                continue;
-            }
-            let schema = entry.validate()?;
-            rules.insert(entry.collection, Arc::new(Rule { mode: entry.mode, schema }));
+        for doc in docs {
+            let collection = id_of(&doc).unwrap_or_default().to_owned();
+            let rule = match SchemaEntry::from_document(doc).and_then(|e| e.validate().map(|s| (e.mode, s))) {
+                Ok((Mode::Off, _)) => continue,
+                Ok((mode, schema)) => Rule::Check { mode, schema },
+                Err(e) => {
+                    tracing::error!(collection, error = %e, "a stored schema is unusable; writes to its collection fail");
+                    Rule::Broken(Error::new(
+                        e.kind(),
+                        format!("the stored schema of {collection:?} is unusable (fix it with `orb schema set`): {}", e.message()),
+                    ))
+                }
+            };
+            rules.insert(collection, Arc::new(rule));
         }
-        *self.cache.write() = Cache { loaded_at: Some(Instant::now()), rules };
+        *self.cache.write() = Cache { loaded_at: Some(Instant::now()), stale: false, rules };
         Ok(())
     }
 
     /// Checks documents about to be written to `collection`: `Err` when a strict schema refuses one.
-    fn check<'d>(&self, collection: &str, rule: &Rule, docs: impl IntoIterator<Item = &'d Document>) -> Result<()> {
+    fn check<'d>(
+        &self,
+        collection: &str,
+        rule: &Rule,
+        docs: impl IntoIterator<Item = &'d Document>,
+    ) -> Result<()> {
+        let (mode, schema) = match rule {
+            Rule::Check { mode, schema } => (*mode, schema),
+            Rule::Broken(e) => return Err(Error::new(e.kind(), e.message())),
+        };
         for doc in docs {
-            let violations = rule.schema.document_violations(doc);
+            let violations = schema.document_violations(doc);
             if violations.is_empty() {
                 continue;
             }
             let id = id_of(doc).unwrap_or("(new)");
-            match rule.mode {
+            match mode {
                 Mode::Off => {}
                 Mode::Warn => {
                     tracing::warn!(collection, id, violations = %describe(&violations), "a write does not match its collection's schema (warn mode: written)");

@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
-use orbstore_core::{validate_collection_name, CollectionExt, Document, Error, PersistenceBackend, Query, Result, ID_FIELD};
+use orbstore_core::{
+    validate_collection_name, CollectionExt, Document, Error, PersistenceBackend, Query, Result, ID_FIELD,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,7 +43,9 @@ impl Mode {
             "off" => Ok(Mode::Off),
             "warn" => Ok(Mode::Warn),
             "strict" => Ok(Mode::Strict),
-            _ => Err(Error::invalid(format!("invalid validation mode {s:?}: valid modes are off, warn, strict"))),
+            _ => Err(Error::invalid(format!(
+                "invalid validation mode {s:?}: valid modes are off, warn, strict"
+            ))),
         }
     }
 }
@@ -111,8 +115,10 @@ impl SchemaEntry {
     /// Reads a stored schema document; one that does not read is `Corrupt` naming it.
     pub fn from_document(doc: Document) -> Result<SchemaEntry> {
         let collection = orbstore_core::id_of(&doc).unwrap_or_default().to_owned();
-        let corrupt = |why: String| Error::corrupt(format!("the stored schema of {collection:?} does not read: {why}"));
-        let stored: Stored = serde_json::from_value(Value::Object(doc)).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt =
+            |why: String| Error::corrupt(format!("the stored schema of {collection:?} does not read: {why}"));
+        let stored: Stored =
+            serde_json::from_value(Value::Object(doc)).map_err(|e| corrupt(e.to_string()))?;
         let schema = serde_json::from_str(&stored.schema_json).map_err(|e| corrupt(e.to_string()))?;
         Ok(SchemaEntry { collection, schema, mode: stored.mode, updated_at: stored.updated_at })
     }
@@ -160,7 +166,8 @@ mod tests {
 
     #[test]
     fn an_entry_survives_the_store_with_keys_documents_could_not_hold() {
-        let schema = json!({"$defs": {"p": {"type": "number"}}, "properties": {"a.b": {"$ref": "#/$defs/p"}}});
+        let schema =
+            json!({"$defs": {"p": {"type": "number"}}, "properties": {"a.b": {"$ref": "#/$defs/p"}}});
         let e = SchemaEntry::new("c", schema.clone(), Mode::Warn);
         let back = SchemaEntry::from_document(e.to_document().unwrap()).unwrap();
         assert_eq!(back, e);

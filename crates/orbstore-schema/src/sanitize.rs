@@ -97,12 +97,18 @@ impl<'s> Walk<'s, '_> {
         let t = s.trim();
         let parsed = if integer {
             t.parse::<i64>().ok().map(Value::from).or_else(|| {
-                t.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| Value::from(f as i64))
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| Value::from(f as i64))
             })
         } else {
             t.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(|f| {
                 // An integral string stays an integer, so "3" becomes 3, not 3.0.
-                t.parse::<i64>().ok().map(Value::from).or_else(|| serde_json::Number::from_f64(f).map(Value::Number))
+                t.parse::<i64>()
+                    .ok()
+                    .map(Value::from)
+                    .or_else(|| serde_json::Number::from_f64(f).map(Value::Number))
             })
         };
         if let Some(n) = parsed {
@@ -125,7 +131,13 @@ impl<'s> Walk<'s, '_> {
         self.change(path, "clamp", detail);
     }
 
-    fn object(&mut self, node: &'s Map<String, Value>, obj: &mut Map<String, Value>, path: &mut String, depth: usize) {
+    fn object(
+        &mut self,
+        node: &'s Map<String, Value>,
+        obj: &mut Map<String, Value>,
+        path: &mut String,
+        depth: usize,
+    ) {
         let props = node.get("properties").and_then(Value::as_object);
         for (key, sub) in props.into_iter().flatten() {
             let len = path.len();
@@ -146,11 +158,7 @@ impl<'s> Walk<'s, '_> {
         let kept = |k: &str| declared(k) || (path.is_empty() && k == orbstore_core::ID_FIELD);
         match node.get("additionalProperties") {
             Some(Value::Bool(false)) if !node.contains_key("patternProperties") => {
-                let extra: Vec<String> = obj
-                    .keys()
-                    .filter(|k| !kept(k))
-                    .cloned()
-                    .collect();
+                let extra: Vec<String> = obj.keys().filter(|k| !kept(k)).cloned().collect();
                 for key in extra {
                     let removed = obj.remove(&key).unwrap_or(Value::Null);
                     let len = path.len();
@@ -160,7 +168,11 @@ impl<'s> Walk<'s, '_> {
                 }
             }
             Some(sub @ Value::Object(_)) => {
-                for (key, v) in obj.iter_mut().filter(|(k, _)| !declared(k)) {
+                let at_root = path.is_empty();
+                let extra = obj
+                    .iter_mut()
+                    .filter(|(k, _)| !(declared(k) || (at_root && k.as_str() == orbstore_core::ID_FIELD)));
+                for (key, v) in extra {
                     let len = path.len();
                     push_token(path, key);
                     self.value(sub, v, path, depth + 1);
@@ -171,7 +183,13 @@ impl<'s> Walk<'s, '_> {
         }
     }
 
-    fn array(&mut self, node: &'s Map<String, Value>, items: &mut Vec<Value>, path: &mut String, depth: usize) {
+    fn array(
+        &mut self,
+        node: &'s Map<String, Value>,
+        items: &mut Vec<Value>,
+        path: &mut String,
+        depth: usize,
+    ) {
         if let Some(sub) = node.get("items").filter(|s| s.is_object()) {
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
@@ -209,7 +227,9 @@ fn types_of(node: &Map<String, Value>) -> Vec<&str> {
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
@@ -284,6 +304,19 @@ mod tests {
         let mut found = rules(&changes);
         found.sort();
         assert_eq!(found, vec![("/b", "clamp"), ("/b", "numbers"), ("/c~1d", "clamp")]);
+    }
+
+    #[test]
+    fn the_id_is_never_sanitized() {
+        let schema =
+            json!({"additionalProperties": {"type": "number"}, "properties": {"a": {"type": "number"}}});
+        let mut doc = json!({"_id": "42", "a": "1", "b": "2"});
+        sanitize(&schema, &mut doc);
+        assert_eq!(doc, json!({"_id": "42", "a": 1, "b": 2}));
+        let closed = json!({"additionalProperties": false});
+        let mut doc = json!({"_id": "x", "b": 1});
+        sanitize(&closed, &mut doc);
+        assert_eq!(doc, json!({"_id": "x"}));
     }
 
     #[test]

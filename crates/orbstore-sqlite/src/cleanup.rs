@@ -182,8 +182,12 @@ fn find(w: &Writer, c: &Contents) -> Result<Vec<(Orphan, Removal)>> {
             ),
             None => format!("on table {}, which is no collection", quote(tbl)),
         };
-        found
-            .push((orphan("index not in the catalog", ix.clone(), None, detail), Removal::Index(ix.clone())));
+        // Dropped only on orbstore's own tables: an `ix_…` index on another program's table
+        // (SQLAlchemy names its indexes so) is that program's, a unique constraint perhaps.
+        let removal = if on.is_some() { Removal::Index(ix.clone()) } else { Removal::Keep };
+        let detail =
+            if on.is_some() { detail } else { format!("{detail}; kept: it is not on an orbstore table") };
+        found.push((orphan("index not in the catalog", ix.clone(), None, detail), removal));
     }
     for coll in c.tables.difference(&c.collection_rows) {
         let (rows, bytes): (i64, i64) = w

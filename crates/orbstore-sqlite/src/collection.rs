@@ -44,8 +44,30 @@ impl SqliteCollection {
         match &self.exec {
             Exec::Direct(shared) => {
                 shared.check_open()?;
-                // Every collection write goes through a savepoint: it may share a group commit.
-                shared.worker.call_grouped(move |w| f(w, &name)).await
+                // Every collection write goes through a savepoint: it may share a group commit;
+                // except the first write of a collection, which creates its table and publishes
+                // it in the catalog cache the readers use: that must not happen before a commit.
+                if shared.catalog.read().collections.contains_key(&name) {
+                    shared.worker.call_grouped(move |w| f(w, &name)).await
+                } else {
+                    shared.worker.call(move |w| f(w, &name)).await
+                }
+            }
+            Exec::Session(tx) => tx.call(move |w| f(w, &name)).await,
+        }
+    }
+
+    /// A write that runs alone, never in a group: one that publishes catalog changes (an
+    /// index) the readers must not see before they are committed.
+    async fn write_alone<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer, &str) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let name = self.name.clone();
+        match &self.exec {
+            Exec::Direct(shared) => {
+                shared.check_open()?;
+                shared.worker.call(move |w| f(w, &name)).await
             }
             Exec::Session(tx) => tx.call(move |w| f(w, &name)).await,
         }
@@ -60,8 +82,10 @@ impl SqliteCollection {
             Exec::Direct(shared) if shared.has_readers() => {
                 shared.read(move |conn, catalog| f(conn, &name, catalog.collections.get(&name))).await
             }
+            // Reads on the writer (`:memory:`, a transaction) never join a group: they would see
+            // its uncommitted writes.
             _ => {
-                self.write(move |w, name| {
+                self.write_alone(move |w, name| {
                     let catalog = w.catalog.read();
                     f(&w.conn, name, catalog.collections.get(name))
                 })
@@ -161,7 +185,7 @@ impl Collection for SqliteCollection {
 
     async fn create_index(&self, spec: IndexSpec) -> Result<()> {
         spec.validate()?;
-        self.write(move |w, n| ops::create_index(w, n, spec)).await
+        self.write_alone(move |w, n| ops::create_index(w, n, spec)).await
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {

@@ -264,20 +264,43 @@ pub(crate) fn upsert_many(w: &mut Writer, name: &str, docs: Vec<(Id, Document)>)
     ensure_collection(w, name)?;
     let Writer { conn, catalog, .. } = w;
     let sp = conn.savepoint().ctx("begin")?;
+    // Only the last of a repeated id is written (what upserting them in order leaves), so that
+    // unique indexes judge the batch's final documents, as on the other backends.
+    let mut last = std::collections::HashMap::with_capacity(docs.len());
+    for (n, (id, _)) in docs.iter().enumerate() {
+        last.insert(id.as_str(), n);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(docs.len());
     let mut out = Vec::with_capacity(docs.len());
     {
         let mut update =
             sp.prepare_cached(&format!("UPDATE {} SET doc = ? WHERE id = ?", table(name))).ctx("prepare")?;
-        let mut insert =
-            sp.prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES (?, ?)", table(name))).ctx("prepare")?;
-        for (id, doc) in &docs {
-            let text = doc_text(doc)?;
-            let updated =
-                update.execute(params![text, id]).map_err(|e| crate::error::map(&format!("replace {id:?}"), e))?;
-            if updated == 0 {
-                insert.execute(params![id, text]).map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+        let mut insert = sp
+            .prepare_cached(&format!("INSERT INTO {} (id, doc) VALUES (?, ?)", table(name)))
+            .ctx("prepare")?;
+        let exists = |id: &str| -> Result<bool> {
+            sp.query_row(&format!("SELECT 1 FROM {} WHERE id = ?", table(name)), [id], |_| Ok(()))
+                .map(|()| true)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(false) } else { Err(e) })
+                .ctx("look up an id")
+        };
+        for (n, (id, doc)) in docs.iter().enumerate() {
+            if last[id.as_str()] != n {
+                // A later copy is written; this one reports what upserting it would have done.
+                let first = seen.insert(id.as_str());
+                out.push(Upserted { id: id.clone(), inserted: first && !exists(id)? });
+                continue;
             }
-            out.push(Upserted { id: id.clone(), inserted: updated == 0 });
+            let text = doc_text(doc)?;
+            let updated = update
+                .execute(params![text, id])
+                .map_err(|e| crate::error::map(&format!("replace {id:?}"), e))?;
+            if updated == 0 {
+                insert
+                    .execute(params![id, text])
+                    .map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+            }
+            out.push(Upserted { id: id.clone(), inserted: updated == 0 && seen.insert(id.as_str()) });
         }
     }
     learn_shapes(&sp, catalog, name, docs.iter().map(|(_, d)| d))?;

@@ -140,7 +140,9 @@ fn eq(t: &str, v: &str, operand: &Value) -> Option<Vec<Sql>> {
     Some(match operand {
         // The value is NULL too then (`json_extract` of null or of nothing); saying so pins the
         // index's second column as well.
-        Value::Null => vec![Sql::lit(&format!("{} IS NULL", class_expr(t))), Sql::lit(&format!("{v} IS NULL"))],
+        Value::Null => {
+            vec![Sql::lit(&format!("{} IS NULL", class_expr(t))), Sql::lit(&format!("{v} IS NULL"))]
+        }
         Value::Bool(b) => vec![Sql::lit(&guard(t, BOOL)), Sql::lit(&format!("{v} = {}", u8::from(*b)))],
         Value::Number(n) => {
             vec![Sql::lit(&guard(t, NUMBER)), Sql { text: format!("{v} = ?"), params: vec![number_param(n)] }]

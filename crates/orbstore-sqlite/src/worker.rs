@@ -40,9 +40,9 @@ pub(crate) struct Writer {
 /// A job for the writer thread.
 pub(crate) type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 
-/// A job that may share its transaction with others: it runs, and returns how to answer once
-/// the group's commit has succeeded (`None`) or failed.
-type GroupJob = Box<dyn FnOnce(&mut Writer) -> Answer + Send>;
+/// A job that may share its transaction with others: it runs (given the writer; `None`: it must
+/// not run), and returns how to answer once the group's commit has succeeded (`None`) or failed.
+type GroupJob = Box<dyn FnOnce(Option<&mut Writer>) -> Answer + Send>;
 type Answer = Box<dyn FnOnce(Option<&Error>) + Send>;
 
 /// What the thread runs: alone (transactions, DDL of the backend, maintenance) or grouped.
@@ -53,6 +53,9 @@ enum Task {
 
 /// The most jobs one group commit takes.
 pub(crate) const MAX_GROUP: usize = 1_000;
+
+/// The longest a group takes in jobs before it commits (those queued behind wait for it).
+const MAX_GROUP_TIME: Duration = Duration::from_millis(50);
 
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
@@ -119,7 +122,10 @@ impl Worker {
             if job_state.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 return Box::new(|_| {});
             }
-            let result = f(w);
+            let result = match w {
+                Some(w) => f(w),
+                None => Err(Error::backend("the SQLite writer could not run the write", "not run")),
+            };
             Box::new(move |commit: Option<&Error>| {
                 let _ = reply.send(match (result, commit) {
                     (Ok(_), Some(e)) => Err(Error::new(
@@ -149,7 +155,12 @@ impl Worker {
         self.send_and_wait(Task::Alone(boxed), state, rx).await
     }
 
-    async fn send_and_wait<T>(&self, task: Task, state: Arc<AtomicU8>, mut rx: oneshot::Receiver<T>) -> Result<T> {
+    async fn send_and_wait<T>(
+        &self,
+        task: Task,
+        state: Arc<AtomicU8>,
+        mut rx: oneshot::Receiver<T>,
+    ) -> Result<T> {
         {
             let sender = self.sender.lock();
             let sender = sender.as_ref().ok_or_else(closed)?;
@@ -181,16 +192,30 @@ impl Worker {
 /// Runs `first` and every grouped job queued behind it in one transaction, then answers them.
 /// Returns a task taken from the queue that could not join the group.
 fn run_group(w: &mut Writer, first: GroupJob, rx: &mpsc::Receiver<Task>) -> Option<Task> {
-    // Outside a transaction only (a grouped job never runs inside a session); if BEGIN fails the
-    // job runs alone and commits its own savepoint, as without grouping.
-    let grouped = w.conn.is_autocommit() && w.conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-    let mut answers = vec![first(w)];
+    // A transaction left open by a failure (a ROLLBACK that failed too) must not swallow the
+    // group's writes without a COMMIT: roll it back and start clean.
+    if !w.conn.is_autocommit() {
+        tracing::error!("the SQLite writer found a transaction open between jobs; rolling it back");
+        if let Err(e) = w.conn.execute_batch("ROLLBACK") {
+            let e = crate::error::map("roll back a transaction left open", e);
+            first(None)(Some(&e));
+            return None;
+        }
+    }
+    // If BEGIN fails the job runs alone and commits its own savepoint, as without grouping.
+    let grouped = w.conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let started = std::time::Instant::now();
+    let mut answers = vec![first(Some(&mut *w))];
     let mut leftover = None;
     // SQLite rolls a transaction back by itself after some errors (a full disk): the group
     // then stops at once, so no later job runs outside it.
-    while grouped && answers.len() < MAX_GROUP && !w.conn.is_autocommit() {
+    while grouped
+        && answers.len() < MAX_GROUP
+        && started.elapsed() < MAX_GROUP_TIME
+        && !w.conn.is_autocommit()
+    {
         match rx.try_recv() {
-            Ok(Task::Grouped(job)) => answers.push(job(w)),
+            Ok(Task::Grouped(job)) => answers.push(job(Some(&mut *w))),
             Ok(other) => {
                 leftover = Some(other);
                 break;

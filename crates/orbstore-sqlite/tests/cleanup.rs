@@ -96,6 +96,10 @@ async fn cleanup_lists_exactly_the_orphans_and_removes_them_only_with_apply() {
         CREATE INDEX "ix_kept__old_1" ON "c_kept" (json_extract(doc, '$."old"'));
         -- A catalogued index that no longer exists.
         DROP INDEX "ix_c__n_1";
+        -- Another program's table in the same file, with an index named as SQLAlchemy names
+        -- them: listed, never dropped.
+        CREATE TABLE users (email TEXT);
+        CREATE UNIQUE INDEX "ix_users_email" ON users (email);
         "#,
     )
     .unwrap();
@@ -110,6 +114,7 @@ async fn cleanup_lists_exactly_the_orphans_and_removes_them_only_with_apply() {
             o("index catalog row without its index", "c/n_1", removed),
             o("index not in the catalog", "ix_a__stray_1", removed),
             o("index not in the catalog", "ix_kept__old_1", removed),
+            o("index not in the catalog", "ix_users_email", false),
             o("multikey catalog rows without a table", "gone", removed),
             o("table without a catalog row", "c_kept", false),
         ]
@@ -146,9 +151,16 @@ async fn cleanup_lists_exactly_the_orphans_and_removes_them_only_with_apply() {
     assert_eq!(summary(&applied), expected_found(true), "{applied:#?}");
     a.delete_many(&Filter::gte("n", 100)).await.unwrap();
 
-    // Nothing left but the table that holds data.
+    // Nothing left but the table that holds data and the other program's index.
     let again = store.cleanup(false).await.unwrap();
-    assert_eq!(summary(&again), vec![o("table without a catalog row", "c_kept", false)], "{again:#?}");
+    assert_eq!(
+        summary(&again),
+        vec![
+            o("index not in the catalog", "ix_users_email", false),
+            o("table without a catalog row", "c_kept", false)
+        ],
+        "{again:#?}"
+    );
 
     // The live collections are as they were; the kept table keeps its rows and its catalogued index.
     assert_eq!(contents(&store, "a").await, before_a);
@@ -156,7 +168,7 @@ async fn cleanup_lists_exactly_the_orphans_and_removes_them_only_with_apply() {
     assert_eq!(names(&raw, "table"), tables_before, "no table dropped");
     assert_eq!(raw.query_row("SELECT count(*) FROM c_kept", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
     let indexes = names(&raw, "index");
-    assert_eq!(indexes, ["ix_a__n_1", "ix_b__tags_1", "ix_kept__v_1"], "{indexes:?}");
+    assert_eq!(indexes, ["ix_a__n_1", "ix_b__tags_1", "ix_kept__v_1", "ix_users_email"], "{indexes:?}");
     for (table, left) in [
         ("orbstore_collections WHERE name IN ('ghost', 'gone')", 0),
         ("orbstore_indexes WHERE collection IN ('ghost', 'gone') OR (collection = 'c' AND name = 'n_1')", 0),

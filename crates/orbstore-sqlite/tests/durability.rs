@@ -235,6 +235,10 @@ async fn grouped_writes_fail_alone_and_the_rest_commit() {
     let store = open(&db).await;
     let c = store.collection("g").await.unwrap();
     assert_eq!(c.count(&orbstore_core::Filter::eq("v", "new")).await.unwrap(), stored);
-    assert_eq!(c.count(&orbstore_core::Filter::eq("v", "old")).await.unwrap(), 100, "the refused writes changed nothing");
+    assert_eq!(
+        c.count(&orbstore_core::Filter::eq("v", "old")).await.unwrap(),
+        100,
+        "the refused writes changed nothing"
+    );
     assert_eq!(stored, 64 * 50 - 400);
 }

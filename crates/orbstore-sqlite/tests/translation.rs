@@ -103,9 +103,16 @@ async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
             let (plan, details) = store.explain("events", &q).await.unwrap();
             let text = details.join(" | ");
             assert!(plan.exact_filter && plan.sort_in_sql, "{expected_class}: {plan:?}");
-            assert!(text.contains("USING INDEX ix_events__archived_1_timestamp_us_1"), "{expected_class}: {text}");
+            assert!(
+                text.contains("USING INDEX ix_events__archived_1_timestamp_us_1"),
+                "{expected_class}: {text}"
+            );
             assert!(!text.contains("SCAN c_events"), "{expected_class}: no full scan: {text}");
-            assert!(!text.contains("USE TEMP B-TREE FOR ORDER BY"), "{expected_class}: the index sorts: {text}\n{}", plan.sql);
+            assert!(
+                !text.contains("USE TEMP B-TREE FOR ORDER BY"),
+                "{expected_class}: the index sorts: {text}\n{}",
+                plan.sql
+            );
             let found = c.find(&q).await.unwrap();
             let docs: Vec<orbstore_core::Document> = docs.clone();
             let expected = q.apply(docs);

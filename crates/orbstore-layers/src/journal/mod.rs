@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use orbstore_core::engine::{CollectionEngine, FrozenStore};
 use orbstore_core::{
-    Capabilities, CollectionRef, CollectionStats, CleanupReport, CompactReport, Error, HealthReport, IndexSpec,
-    PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
+    Capabilities, CleanupReport, CollectionRef, CollectionStats, CompactReport, Error, HealthReport,
+    IndexSpec, PersistenceBackend, Query, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
 

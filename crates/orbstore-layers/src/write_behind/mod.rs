@@ -47,8 +47,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use orbstore_core::{
-    validate_collection_name, Capabilities, CollectionRef, CleanupReport, CompactReport, Error, ErrorKind, HealthReport, Id,
-    PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
+    validate_collection_name, Capabilities, CleanupReport, CollectionRef, CompactReport, Error, ErrorKind,
+    HealthReport, Id, PersistenceBackend, Result, Snapshot, StorageStats, Transaction,
 };
 use parking_lot::Mutex;
 

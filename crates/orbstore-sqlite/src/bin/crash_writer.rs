@@ -37,9 +37,11 @@ async fn main() {
             for n in 0u64.. {
                 let i = first + n * WRITERS + k;
                 let id = format!("{i:010}");
-                coll.insert_value(serde_json::json!({"_id": id, "i": i, "pad": "x".repeat(64 + (i % 200) as usize)}))
-                    .await
-                    .expect("insert");
+                coll.insert_value(
+                    serde_json::json!({"_id": id, "i": i, "pad": "x".repeat(64 + (i % 200) as usize)}),
+                )
+                .await
+                .expect("insert");
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{id}").expect("stdout");
                 out.flush().expect("stdout");

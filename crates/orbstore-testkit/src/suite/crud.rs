@@ -169,7 +169,10 @@ pub async fn upsert_many_inserts_and_replaces_in_order(f: &dyn BackendFactory) {
         .await
         .unwrap();
     let flags: Vec<(&str, bool)> = got.iter().map(|u| (u.id.as_str(), u.inserted)).collect();
-    assert_eq!((flags[0], flags[1], flags[3], flags[4]), (("c", true), ("b", false), ("c", false), ("a", true)));
+    assert_eq!(
+        (flags[0], flags[1], flags[3], flags[4]),
+        (("c", true), ("b", false), ("c", false), ("a", true))
+    );
     assert!(flags[2].1 && !flags[2].0.is_empty(), "a document without _id is inserted with a new id");
     assert_eq!(c.count_all().await.unwrap(), 4);
     assert_eq!(c.find_by_id("c").await.unwrap().unwrap()["v"], 4, "the last of a repeated id wins");
@@ -201,8 +204,9 @@ pub async fn upsert_many_large_batch(f: &dyn BackendFactory) {
     let c = fx.coll("t").await;
     let first: Vec<_> = (0..5_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "gen": 1}))).collect();
     c.insert_many(first).await.unwrap();
-    let batch: Vec<_> =
-        (0..10_000).map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "gen": 2, "pad": "x".repeat(100)}))).collect();
+    let batch: Vec<_> = (0..10_000)
+        .map(|i| d(json!({"_id": format!("{i:06}"), "i": i, "gen": 2, "pad": "x".repeat(100)})))
+        .collect();
     let got = c.upsert_many(batch).await.unwrap();
     assert_eq!(got.iter().filter(|u| u.inserted).count(), 5_000);
     assert_eq!(c.count_all().await.unwrap(), 10_000);

@@ -143,7 +143,8 @@ pub async fn upsert_many_unique_violation_stores_nothing(f: &dyn BackendFactory)
     c.create_index(IndexSpec::new(["k"]).unique()).await.unwrap();
     c.insert_value(json!({"_id": "z", "k": 100})).await.unwrap();
     c.insert_value(json!({"_id": "y", "k": 50, "v": "old"})).await.unwrap();
-    let batch = docs(json!([{"_id": "a", "k": 1}, {"_id": "y", "k": 51, "v": "new"}, {"_id": "b", "k": 100}]));
+    let batch =
+        docs(json!([{"_id": "a", "k": 1}, {"_id": "y", "k": 51, "v": "new"}, {"_id": "b", "k": 100}]));
     assert_kind(c.upsert_many(batch).await, ErrorKind::Conflict);
     let batch = docs(json!([{"_id": "a", "k": 1}, {"_id": "b", "k": 2}, {"_id": "c", "k": 1}]));
     assert_kind(c.upsert_many(batch).await, ErrorKind::Conflict);
