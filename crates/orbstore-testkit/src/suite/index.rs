@@ -152,6 +152,10 @@ pub async fn upsert_many_unique_violation_stores_nothing(f: &dyn BackendFactory)
     assert_eq!(c.find_by_id("y").await.unwrap().unwrap()["v"], "old");
     // Replacing a document with its own key is no conflict.
     c.upsert_many(docs(json!([{"_id": "z", "k": 100, "v": 1}, {"_id": "d", "k": 4}]))).await.unwrap();
+    // Only the last of a repeated id counts: an earlier copy's key clashing with another
+    // document is no conflict.
+    c.upsert_many(docs(json!([{"_id": "e", "k": 100}, {"_id": "e", "k": 5}]))).await.unwrap();
+    assert_eq!(c.find_by_id("e").await.unwrap().unwrap()["k"], 5);
     fx.teardown().await;
 }
 
