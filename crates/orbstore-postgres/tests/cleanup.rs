@@ -8,31 +8,11 @@
 
 mod common;
 
-use orbstore_core::{CleanupReport, CollectionExt, Document, Filter, IndexSpec, PersistenceBackend, Query};
+use orbstore_core::{CollectionExt, Filter, IndexSpec, PersistenceBackend, Query};
 use orbstore_postgres::PostgresBackend;
+use orbstore_testkit::cleanup::{contents, o, summary};
 use orbstore_testkit::d;
 use serde_json::json;
-
-/// `(kind, name, removed)` of each orphan, sorted.
-fn summary(r: &CleanupReport) -> Vec<(String, String, bool)> {
-    let mut v: Vec<_> = r.orphans.iter().map(|o| (o.kind.clone(), o.name.clone(), o.removed)).collect();
-    v.sort();
-    v
-}
-
-fn o(kind: &str, name: &str, removed: bool) -> (String, String, bool) {
-    (kind.to_owned(), name.to_owned(), removed)
-}
-
-/// Every document and index of a collection.
-async fn contents(store: &PostgresBackend, name: &str) -> (Vec<Document>, Vec<IndexSpec>, u64) {
-    let c = store.collection(name).await.unwrap();
-    (
-        c.find(&Query::all()).await.unwrap(),
-        c.list_indexes().await.unwrap(),
-        c.count(&Filter::All).await.unwrap(),
-    )
-}
 
 /// The names of the schema's tables (`'r'`) or indexes (`'i'`), sorted.
 async fn relations(store: &PostgresBackend, kind: &str) -> Vec<String> {

@@ -7,38 +7,15 @@
 
 use std::path::Path;
 
-use orbstore_core::{
-    CleanupReport, CollectionExt, Document, Filter, IndexSpec, PersistenceBackend, Query, SqliteConfig,
-    SqliteLocation,
-};
+use orbstore_core::{CollectionExt, Filter, IndexSpec, PersistenceBackend, SqliteConfig, SqliteLocation};
 use orbstore_sqlite::SqliteBackend;
+use orbstore_testkit::cleanup::{contents, o, summary};
 use serde_json::json;
 
 async fn open(path: &Path) -> SqliteBackend {
     SqliteBackend::open(SqliteConfig::new(SqliteLocation::File(path.to_owned())))
         .await
         .unwrap_or_else(|e| panic!("open: {e}"))
-}
-
-/// `(kind, name, removed)` of each orphan, sorted.
-fn summary(r: &CleanupReport) -> Vec<(String, String, bool)> {
-    let mut v: Vec<_> = r.orphans.iter().map(|o| (o.kind.clone(), o.name.clone(), o.removed)).collect();
-    v.sort();
-    v
-}
-
-fn o(kind: &str, name: &str, removed: bool) -> (String, String, bool) {
-    (kind.to_owned(), name.to_owned(), removed)
-}
-
-/// Every document and index of a collection.
-async fn contents(store: &SqliteBackend, name: &str) -> (Vec<Document>, Vec<IndexSpec>, u64) {
-    let c = store.collection(name).await.unwrap();
-    (
-        c.find(&Query::all()).await.unwrap(),
-        c.list_indexes().await.unwrap(),
-        c.count(&Filter::All).await.unwrap(),
-    )
 }
 
 fn names(conn: &rusqlite::Connection, kind: &str) -> Vec<String> {

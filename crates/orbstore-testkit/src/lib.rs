@@ -7,6 +7,7 @@ pub mod suite;
 mod support;
 
 pub mod bench;
+pub mod cleanup;
 
 pub use support::{
     assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, open, seeded, servers_required,
