@@ -75,7 +75,9 @@ impl SchemaSettings {
         let refresh = match lookup(SCHEMA_REFRESH_VAR).filter(|v| !v.trim().is_empty()) {
             None => orbstore_schema::DEFAULT_REFRESH,
             Some(v) => humantime::parse_duration(v.trim()).map_err(|e| {
-                Error::invalid(format!("invalid {SCHEMA_REFRESH_VAR}={v:?}: {e} (a duration such as 5s or 1m)"))
+                Error::invalid(format!(
+                    "invalid {SCHEMA_REFRESH_VAR}={v:?}: {e} (a duration such as 5s or 1m)"
+                ))
             })?,
         };
         Ok(SchemaSettings { refresh: on.then_some(refresh) })

@@ -4,8 +4,8 @@
 mod factory;
 
 pub use factory::{
-    from_env, from_env_stacked, from_lookup_stacked, open, Store, BACKEND_FEATURES, COLD_START_VAR, SCHEMA_REFRESH_VAR,
-    SCHEMA_VALIDATION_VAR,
+    from_env, from_env_stacked, from_lookup_stacked, open, Store, BACKEND_FEATURES, COLD_START_VAR,
+    SCHEMA_REFRESH_VAR, SCHEMA_VALIDATION_VAR,
 };
 pub use orbstore_core::*;
 pub use orbstore_layers::{JournalLayer, Stacked, SyncStatus};
