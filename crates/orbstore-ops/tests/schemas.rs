@@ -42,6 +42,9 @@ async fn schemas_on(name: &'static str) {
     profiles.insert_value(json!({"_id": "free", "anything": true})).await.unwrap();
     assert!(!raw.list_collections().await.unwrap().contains(&"orbstore_schemas".to_owned()));
     profiles.delete_by_id("free").await.unwrap();
+    // The other process reads the schemas (none yet) before they are set, so what it sees below
+    // comes from rereading them.
+    other.collection("scratch").await.unwrap().insert_value(json!({"_id": "x"})).await.unwrap();
 
     set_schema(&layer, &SchemaEntry::new("profiles", schema(), Mode::Strict)).await.unwrap();
 
