@@ -1,6 +1,6 @@
 //! `orb validate [--fix]`: stored documents checked against their collections' schemas
 //! (`orbstore_schema`), streamed, each violation reported with the document's id and path; and
-//! with `fix`, repaired by [`orbstore_schema::sanitize`]'s documented rules, writing only what
+//! with `fix`, repaired by [`orbstore_schema::sanitize`](mod@orbstore_schema::sanitize)'s documented rules, writing only what
 //! then validates.
 //!
 //! The scan holds only the ids of failing documents; the repair then reads them again in

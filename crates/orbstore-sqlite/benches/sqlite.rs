@@ -9,8 +9,14 @@
 //! - `concurrent_writers`: durable single-document inserts per second from 64 concurrent writers
 //!   (group commit), printed, three runs (goal: at least 20,000/s).
 //!
-//! Run with `cargo bench -p orbstore-sqlite --bench sqlite` (`ORB_BENCH_ONLY=concurrent` runs
-//! only the last).
+//! - `query_events_{100k,1m}`: `EventStore::query_events`' query (archived = false, a range of
+//!   100k timestamps, newest first, limit 10k) on ~450-byte event documents, over 100k and 1M
+//!   stored, through the Collection API beside a raw table with typed `archived` and
+//!   `timestamp_us` columns and the same index (the O(log n + k) check: the two sizes should be
+//!   close).
+//!
+//! Run with `cargo bench -p orbstore-sqlite --bench sqlite` (`ORB_BENCH_ONLY=concurrent` or
+//! `ORB_BENCH_ONLY=events` runs only that one).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -215,16 +221,104 @@ fn concurrent_writers(rt: &Runtime) {
     }
 }
 
+/// An event of `orbstore-rl`'s shape (~450 bytes), one in ten archived.
+fn event(i: u64) -> Document {
+    let v: Vec<f64> = (0..8).map(|k| ((i * 7 + k) % 1000) as f64 / 1000.0).collect();
+    let doc = serde_json::json!({
+        "_id": format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        "episode": i / 100, "step": i % 100, "state": v, "action": v,
+        "rewards": {"env": 0.5, "shaping": 0.1, "intrinsic": 0.0, "penalty": -0.2},
+        "total_reward": 0.4, "flags": 0, "archived": i.is_multiple_of(10), "timestamp_us": i * 10,
+    });
+    doc.as_object().cloned().expect("an object")
+}
+
+fn query_events(c: &mut Criterion, rt: &Runtime) {
+    for (label, n) in [("100k", 100_000u64), ("1m", 1_000_000u64)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let docs: Vec<Document> = (0..n).map(event).collect();
+        // The range: 100k timestamps ending at the newest, 10k newest of them returned.
+        let (from, to) = ((n - 100_000) * 10, n * 10);
+        let mut raw = Connection::open(dir.path().join("raw.sqlite3")).expect("open");
+        raw.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE raw_events (id TEXT PRIMARY KEY NOT NULL, archived INTEGER NOT NULL,
+                                      timestamp_us INTEGER NOT NULL, doc TEXT NOT NULL) WITHOUT ROWID;
+             CREATE INDEX raw_events_ts ON raw_events (archived, timestamp_us);",
+        )
+        .expect("schema");
+        for chunk in docs.chunks(1_000) {
+            let tx = raw.transaction().expect("begin");
+            {
+                let mut stmt =
+                    tx.prepare_cached("INSERT INTO raw_events VALUES (?, ?, ?, ?)").expect("prepare");
+                for d in chunk {
+                    let (id, a, t) = (d["_id"].as_str(), d["archived"].as_bool(), d["timestamp_us"].as_i64());
+                    stmt.execute(params![id, a, t, serde_json::to_string(d).expect("json")]).expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+        }
+        let coll = rt.block_on(async {
+            let store = open(&dir.path().join("o.sqlite3")).await;
+            let coll = store.collection("experience_events").await.expect("collection");
+            coll.create_index(IndexSpec::new(["archived", "timestamp_us"])).await.expect("index");
+            for chunk in docs.chunks(10_000) {
+                coll.insert_many(chunk.to_vec()).await.expect("load");
+            }
+            coll
+        });
+        drop(docs);
+        let q = Query::new(Filter::and([
+            Filter::eq("archived", false),
+            Filter::gte("timestamp_us", from),
+            Filter::lt("timestamp_us", to),
+        ]))
+        .sort_desc("timestamp_us")
+        .limit(10_000);
+        let raw_sql =
+            "SELECT doc FROM raw_events WHERE archived = 0 AND timestamp_us >= ? AND timestamp_us < ? \
+                       ORDER BY timestamp_us DESC LIMIT 10000";
+        let mut g = c.benchmark_group(format!("query_events_{label}"));
+        g.sample_size(10).throughput(Throughput::Elements(10_000));
+        g.bench_function("raw_typed_columns_parsed", |b| {
+            b.iter(|| {
+                let mut stmt = raw.prepare_cached(raw_sql).expect("prepare");
+                let docs: Vec<Document> = stmt
+                    .query_map(params![from as i64, to as i64], |r| r.get::<_, String>(0))
+                    .expect("query")
+                    .map(|r| serde_json::from_str(&r.expect("row")).expect("json"))
+                    .collect();
+                assert_eq!(docs.len(), 10_000);
+                black_box(docs)
+            })
+        });
+        g.bench_function("orbstore_sqlite", |b| {
+            b.to_async(rt).iter(|| async {
+                let found = coll.find(&q).await.expect("find");
+                assert_eq!(found.len(), 10_000);
+                black_box(found)
+            })
+        });
+        g.finish();
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
     if std::env::var("ORB_BENCH_ONLY").is_ok_and(|o| o.contains("concurrent")) {
         concurrent_writers(&rt);
         return;
     }
+    if std::env::var("ORB_BENCH_ONLY").is_ok_and(|o| o.contains("events")) {
+        query_events(c, &rt);
+        return;
+    }
     concurrent_writers(&rt);
     single_insert_latency(c, &rt);
     range_query(c, &rt);
     insert_many(c, &rt);
+    query_events(c, &rt);
 }
 
 criterion_group!(sqlite, benches);
