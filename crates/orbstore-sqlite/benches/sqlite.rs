@@ -15,8 +15,8 @@
 //!   `timestamp_us` columns and the same index (the O(log n + k) check: the two sizes should be
 //!   close).
 //!
-//! Run with `cargo bench -p orbstore-sqlite --bench sqlite` (`ORB_BENCH_ONLY=concurrent` or
-//! `ORB_BENCH_ONLY=events` runs only that one).
+//! Run with `cargo bench -p orbstore-sqlite --bench sqlite` (`ORB_BENCH_ONLY=concurrent`,
+//! `ORB_BENCH_ONLY=events` or `ORB_BENCH_ONLY=latency` runs only that one).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -312,6 +312,10 @@ fn benches(c: &mut Criterion) {
     }
     if std::env::var("ORB_BENCH_ONLY").is_ok_and(|o| o.contains("events")) {
         query_events(c, &rt);
+        return;
+    }
+    if std::env::var("ORB_BENCH_ONLY").is_ok_and(|o| o.contains("latency")) {
+        single_insert_latency(c, &rt);
         return;
     }
     concurrent_writers(&rt);
