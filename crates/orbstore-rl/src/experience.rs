@@ -14,6 +14,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::qtable::now_ms;
+use crate::saver::{AutoSaver, SaveChanges, SavePolicy};
 use crate::sumtree::SumTree;
 
 /// The collection holding experiences.
@@ -83,8 +84,16 @@ struct UserBuffer {
 }
 
 impl UserBuffer {
-    fn push(&mut self, e: Arc<Experience>) {
-        let p = if self.max_priority > 0.0 { self.max_priority } else { 1.0 };
+    /// Adds an experience with its stored priority, or the highest seen (1 at first).
+    fn push(&mut self, e: Arc<Experience>, stored: Option<f64>) {
+        let p = match stored {
+            Some(p) => {
+                self.max_priority = self.max_priority.max(p);
+                p
+            }
+            None if self.max_priority > 0.0 => self.max_priority,
+            None => 1.0,
+        };
         self.pos.insert(e.id.clone(), self.live.len());
         self.fifo.push_back(e.id.clone());
         self.live.push(e);
@@ -117,6 +126,40 @@ impl UserBuffer {
 struct Index {
     users: HashMap<String, UserBuffer>,
     owner: HashMap<String, String>,
+    /// Priorities set since the last save, by experience id.
+    dirty: HashMap<String, f64>,
+}
+
+/// The field of an experience's document holding its priority (absent: never set).
+const PRIORITY_FIELD: &str = "priority";
+
+/// What saves the priorities: each set priority written into its experience's document.
+struct Priorities {
+    raw: CollectionRef,
+    index: Arc<Mutex<Index>>,
+}
+
+#[async_trait::async_trait]
+impl SaveChanges for Priorities {
+    async fn save_changes(&self) -> Result<usize> {
+        let dirty: Vec<(String, f64)> = std::mem::take(&mut self.index.lock().dirty).into_iter().collect();
+        let mut done = 0;
+        for (id, p) in &dirty {
+            // An update, not a replacement: an experience deleted meanwhile (evicted, cleaned
+            // up, erased) is not brought back.
+            let update = orbstore_core::Update::new().set(PRIORITY_FIELD, *p);
+            if let Err(e) = self.raw.update_one(&Filter::eq("_id", id.as_str()), &update).await {
+                // Keep what was not saved for the next attempt, unless set again meanwhile.
+                let mut idx = self.index.lock();
+                for (id, p) in &dirty[done..] {
+                    idx.dirty.entry(id.clone()).or_insert(*p);
+                }
+                return Err(e);
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
 }
 
 /// Experience replay over a collection; reads and sampling come from memory.
@@ -126,6 +169,9 @@ pub struct ExperienceStore {
     raw: CollectionRef,
     index: Arc<Mutex<Index>>,
     capacity_per_user: Option<usize>,
+    /// Keeps the priorities' saver alive (it holds only a weak reference).
+    _priorities: Arc<Priorities>,
+    saver: AutoSaver,
 }
 
 impl std::fmt::Debug for ExperienceStore {
@@ -148,11 +194,23 @@ impl ExperienceStore {
         raw.create_index(IndexSpec::new(["timestamp"])).await?;
         let coll = TypedCollection::<Experience>::new(raw.clone());
         let mut index = Index::default();
-        for e in coll.find(&Query::all().sort_asc("timestamp")).await? {
+        for doc in raw.find(&Query::all().sort_asc("timestamp")).await? {
+            let priority = doc
+                .get(PRIORITY_FIELD)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|p| p.is_finite() && *p >= 0.0);
+            let id = doc.get("_id").cloned();
+            let e: Experience = serde_json::from_value(serde_json::Value::Object(doc)).map_err(|e| {
+                Error::corrupt(format!("experience {id:?} in {EXPERIENCE_COLLECTION:?} is unreadable: {e}"))
+            })?;
             index.owner.insert(e.id.clone(), e.user.clone());
-            index.users.entry(e.user.clone()).or_default().push(Arc::new(e));
+            index.users.entry(e.user.clone()).or_default().push(Arc::new(e), priority);
         }
-        Ok(ExperienceStore { coll, raw, index: Arc::new(Mutex::new(index)), capacity_per_user })
+        let index = Arc::new(Mutex::new(index));
+        let priorities = Arc::new(Priorities { raw: raw.clone(), index: index.clone() });
+        let weak: std::sync::Weak<dyn SaveChanges> = Arc::downgrade(&priorities) as _;
+        let saver = AutoSaver::start(SavePolicy::default(), weak);
+        Ok(ExperienceStore { coll, raw, index, capacity_per_user, _priorities: priorities, saver })
     }
 
     /// Stores one experience.
@@ -252,7 +310,7 @@ impl ExperienceStore {
             }
             let user = e.user.clone();
             let buf = idx.users.entry(user.clone()).or_default();
-            buf.push(Arc::new(e));
+            buf.push(Arc::new(e), None);
             if let Some(cap) = self.capacity_per_user {
                 while buf.live.len() > cap {
                     let Some(old) = buf.oldest() else { break };
@@ -354,7 +412,11 @@ impl ExperienceStore {
     }
 
     /// Sets priorities (for example |TD error| + a small constant) of experiences by id; unknown
-    /// ids are skipped. Priorities live in memory: a reopened store starts them at 1.
+    /// ids are skipped. They are saved into the experiences' documents (field `priority`) by the
+    /// default save policy, outside this call: after a quiet second, at least every 5 minutes,
+    /// on [`ExperienceStore::flush`] and on shutdown (`orbstore_rl::flush_all`), so a reopened
+    /// store samples as before. An experience stored again (`put_batch`) starts at the highest
+    /// priority seen, as a new one does.
     pub fn update_priorities(&self, updates: &[(String, f64)]) -> Result<()> {
         for (id, p) in updates {
             if !p.is_finite() || *p < 0.0 {
@@ -362,15 +424,27 @@ impl ExperienceStore {
             }
         }
         let mut idx = self.index.lock();
+        let mut changed = 0;
         for (id, p) in updates {
             let Some(user) = idx.owner.get(id).cloned() else { continue };
             let Some(buf) = idx.users.get_mut(&user) else { continue };
             if let Some(&i) = buf.pos.get(id) {
                 buf.priorities.set(i, *p);
                 buf.max_priority = buf.max_priority.max(*p);
+                idx.dirty.insert(id.clone(), *p);
+                changed += 1;
             }
         }
+        drop(idx);
+        if changed > 0 {
+            self.saver.changed_later(changed);
+        }
         Ok(())
+    }
+
+    /// Saves the priorities set since the last save now.
+    pub async fn flush(&self) -> Result<()> {
+        self.saver.flush().await
     }
 
     /// Deletes experiences older than `max_age`; returns how many.

@@ -112,6 +112,13 @@ impl AutoSaver {
         }
     }
 
+    /// Records `n` updates from synchronous code: saved by the quiet period or the interval
+    /// (never inside the call), or by [`AutoSaver::flush`].
+    pub(crate) fn changed_later(&self, n: usize) {
+        self.inner.status.lock().unsaved += n;
+        self.inner.wake.notify_one();
+    }
+
     /// Records `n` updates without triggering a save: for a caller that saves at once with
     /// [`AutoSaver::flush`] and wants a failed save retried by the policy like any change.
     pub(crate) fn mark_unsaved(&self, n: usize) {

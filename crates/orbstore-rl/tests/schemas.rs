@@ -100,6 +100,10 @@ async fn write_everything(store: &Store) {
     old.timestamp = 0;
     xp.put_batch(vec![old]).await.unwrap();
     assert_eq!(xp.by_user("u1").len(), 3, "the oldest of u1 was evicted");
+    // A priority set and saved (and one of 0).
+    let kept = xp.by_user("u1");
+    xp.update_priorities(&[(kept[0].id.clone(), 2.5), (kept[1].id.clone(), 0.0)]).unwrap();
+    xp.flush().await.unwrap();
 
     // Profiles: new (0.3, zero counts), decayed to the minimum, set to 0 and to 1, reset,
     // policy version bumped, imported with zero counts at time 0.

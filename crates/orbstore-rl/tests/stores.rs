@@ -302,6 +302,47 @@ async fn prioritized_sampling_follows_the_priorities() {
     assert!(d.iter().any(|(e, p)| e.id == newest && *p == 9.0));
 }
 
+/// Priorities are saved into the experiences' documents and read back at open: a reopened
+/// buffer samples as before (they used to restart at 1). Saved by `flush`, and by the quiet
+/// period without one; an experience evicted meanwhile is not brought back by its save.
+#[tokio::test]
+async fn priorities_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.sqlite3").display());
+    let config = || Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap();
+    let store = orbstore::open(config()).await.unwrap();
+    let xs = ExperienceStore::open(&*store, Some(3)).await.unwrap();
+    xs.add_batch((0..3).map(|i| exp("u", i, 0.0, false)).collect()).await.unwrap();
+    let ids: Vec<String> = xs.by_user("u").iter().map(|e| e.id.clone()).collect();
+    xs.update_priorities(&[(ids[0].clone(), 0.5), (ids[1].clone(), 9.0), (ids[2].clone(), 0.0)]).unwrap();
+    xs.flush().await.unwrap();
+    // Set again, then the oldest evicted before the quiet period saves: its save is a no-op.
+    xs.update_priorities(&[(ids[0].clone(), 4.0), (ids[2].clone(), 2.0)]).unwrap();
+    xs.add(exp("u", 9, 0.0, false)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    drop(xs);
+    store.close().await.unwrap();
+
+    let store = orbstore::open(config()).await.unwrap();
+    let raw = store.collection(EXPERIENCE_COLLECTION).await.unwrap();
+    assert!(raw.find_by_id(&ids[0]).await.unwrap().is_none(), "the evicted experience stays deleted");
+    let xs = ExperienceStore::open(&*store, Some(3)).await.unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let draws = xs.sample_prioritized("u", 3_000, &mut rng);
+    let priority_of = |id: &str| draws.iter().find(|(e, _)| e.id == id).map(|(_, p)| *p);
+    assert_eq!(priority_of(&ids[1]), Some(9.0), "saved by flush");
+    assert_eq!(priority_of(&ids[2]), Some(2.0), "saved by the quiet period");
+    let newest = xs.recent("u", 1)[0].id.clone();
+    assert_eq!(
+        priority_of(&newest),
+        Some(9.0),
+        "a new one had the highest priority seen: it was not saved, and is the highest at open"
+    );
+    let heavy = draws.iter().filter(|(e, _)| e.id == ids[1] || e.id == newest).count();
+    assert!(heavy > 2_500, "{heavy} of 3000 draws for priorities 9 + 9 of 20");
+    store.close().await.unwrap();
+}
+
 async fn profiles_decay_exploration_and_keep_their_counts(t: Target) {
     let p = UserProfileStore::open(&*t.store).await.unwrap();
     let created = p.create("ana").await.unwrap();
