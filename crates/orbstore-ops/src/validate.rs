@@ -149,10 +149,10 @@ async fn scan(
     progress.begin(&format!("validate {}", out.collection), total, Unit::Documents);
     let mut stream = coll.find_stream(&Query::all()).await?;
     let mut failing = Vec::new();
-    while let Some(doc) = stream.try_next().await? {
+    while let Some(mut doc) = stream.try_next().await? {
         out.scanned += 1;
         progress.advance(1);
-        let violations = schema.document_violations(&doc);
+        let violations = schema.document_violations(&mut doc);
         if violations.is_empty() {
             continue;
         }
@@ -184,12 +184,12 @@ async fn repair(
     for batch in failing.chunks(FIX_BATCH) {
         let filter = Filter::is_in(ID_FIELD, batch.iter().map(|id| Value::String(id.clone())));
         for doc in coll.find(&Query::new(filter)).await? {
-            if schema.is_valid(&Value::Object(doc.clone())) {
+            let id = id_of(&doc).unwrap_or_default().to_owned();
+            let mut value = Value::Object(doc);
+            if schema.is_valid(&value) {
                 continue;
             }
             out.invalid += 1;
-            let id = id_of(&doc).unwrap_or_default().to_owned();
-            let mut value = Value::Object(doc);
             let changes = sanitize(source, &mut value);
             let violations = schema.violations(&value);
             let fixed = violations.is_empty() && !changes.is_empty();

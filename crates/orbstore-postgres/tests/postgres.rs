@@ -311,17 +311,7 @@ async fn a_bad_schema_name_is_refused_before_connecting() {
 async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
     let (store, cfg) = common::setup().await;
     let c = store.collection("events").await.unwrap();
-    let docs: Vec<Document> = (0..20_000)
-        .map(|i| {
-            let archived = match i % 5 {
-                0 => json!(true),
-                1 => json!(0),
-                2 => json!(null),
-                _ => json!(false),
-            };
-            d(json!({"_id": format!("e{i:05}"), "archived": archived, "timestamp_us": (i / 2) as i64, "pad": "x".repeat(100)}))
-        })
-        .collect();
+    let docs = orbstore_testkit::mixed_archived_events(20_000, 100);
     c.insert_many(docs.clone()).await.unwrap();
     c.create_index(IndexSpec::new(["archived", "timestamp_us"])).await.unwrap();
     analyze(&store, "events").await;

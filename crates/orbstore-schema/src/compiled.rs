@@ -99,15 +99,16 @@ impl CompiledSchema {
             .collect()
     }
 
-    /// Every way a stored document fails the schema.
-    pub fn document_violations(&self, doc: &Document) -> Vec<Violation> {
-        // A Document is a JSON object: validating it needs it as a `Value`. The clone is paid
-        // only when the quick check failed.
-        let value = Value::Object(doc.clone());
-        if self.validator.is_valid(&value) {
-            return Vec::new();
+    /// Every way a document fails the schema. Validating needs the document as a `Value`: the
+    /// map is moved into one and back (hence `&mut`), never cloned, since this runs on every
+    /// write to a collection with a schema.
+    pub fn document_violations(&self, doc: &mut Document) -> Vec<Violation> {
+        let value = Value::Object(std::mem::take(doc));
+        let found = if self.validator.is_valid(&value) { Vec::new() } else { self.violations(&value) };
+        if let Value::Object(map) = value {
+            *doc = map;
         }
-        self.violations(&value)
+        found
     }
 }
 

@@ -178,7 +178,7 @@ impl Shared {
         &self,
         collection: &str,
         rule: &Rule,
-        docs: impl IntoIterator<Item = &'d Document>,
+        docs: impl IntoIterator<Item = &'d mut Document>,
     ) -> Result<()> {
         let (mode, schema) = match rule {
             Rule::Check { mode, schema } => (*mode, schema),
@@ -186,6 +186,7 @@ impl Shared {
         };
         for doc in docs {
             let violations = schema.document_violations(doc);
+            let doc = &*doc;
             if violations.is_empty() {
                 continue;
             }
@@ -329,7 +330,7 @@ impl Checked {
         let mut stream = self.inner.find_stream(query).await?;
         while let Some(mut doc) = stream.try_next().await? {
             update.apply(&mut doc)?;
-            self.shared.check(self.inner.name(), rule, [&doc])?;
+            self.shared.check(self.inner.name(), rule, [&mut doc])?;
         }
         Ok(())
     }
@@ -341,36 +342,36 @@ impl Collection for Checked {
         self.inner.name()
     }
 
-    async fn insert_one(&self, doc: Document) -> Result<Id> {
+    async fn insert_one(&self, mut doc: Document) -> Result<Id> {
         if let Some(rule) = self.rule().await? {
-            self.shared.check(self.name(), &rule, [&doc])?;
+            self.shared.check(self.name(), &rule, [&mut doc])?;
         }
         let id = self.inner.insert_one(doc).await?;
         self.wrote();
         Ok(id)
     }
 
-    async fn insert_many(&self, docs: Vec<Document>) -> Result<Vec<Id>> {
+    async fn insert_many(&self, mut docs: Vec<Document>) -> Result<Vec<Id>> {
         if let Some(rule) = self.rule().await? {
-            self.shared.check(self.name(), &rule, &docs)?;
+            self.shared.check(self.name(), &rule, &mut docs)?;
         }
         let ids = self.inner.insert_many(docs).await?;
         self.wrote();
         Ok(ids)
     }
 
-    async fn upsert(&self, doc: Document) -> Result<Upserted> {
+    async fn upsert(&self, mut doc: Document) -> Result<Upserted> {
         if let Some(rule) = self.rule().await? {
-            self.shared.check(self.name(), &rule, [&doc])?;
+            self.shared.check(self.name(), &rule, [&mut doc])?;
         }
         let up = self.inner.upsert(doc).await?;
         self.wrote();
         Ok(up)
     }
 
-    async fn upsert_many(&self, docs: Vec<Document>) -> Result<Vec<Upserted>> {
+    async fn upsert_many(&self, mut docs: Vec<Document>) -> Result<Vec<Upserted>> {
         if let Some(rule) = self.rule().await? {
-            self.shared.check(self.name(), &rule, &docs)?;
+            self.shared.check(self.name(), &rule, &mut docs)?;
         }
         let up = self.inner.upsert_many(docs).await?;
         self.wrote();
@@ -402,7 +403,7 @@ impl Collection for Checked {
         };
         let id = id_of(&doc).map(str::to_owned);
         update.apply(&mut doc)?;
-        self.shared.check(self.name(), &rule, [&doc])?;
+        self.shared.check(self.name(), &rule, [&mut doc])?;
         let pinned = match id {
             Some(id) => Filter::and([filter.clone(), Filter::eq(ID_FIELD, Value::String(id))]),
             None => filter.clone(),

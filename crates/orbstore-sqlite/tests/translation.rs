@@ -74,20 +74,7 @@ async fn a_range_on_an_indexed_field_without_arrays_uses_the_index() {
 async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
     let store = memory().await;
     let c = store.collection("events").await.unwrap();
-    let docs: Vec<_> = (0..5000)
-        .map(|i| {
-            let archived = match i % 5 {
-                0 => json!(true),
-                1 => json!(0),
-                2 => json!(null),
-                _ => json!(false),
-            };
-            json!({"_id": format!("e{i:05}"), "archived": archived, "timestamp_us": (i / 2) as i64})
-                .as_object()
-                .cloned()
-                .unwrap()
-        })
-        .collect();
+    let docs = orbstore_testkit::mixed_archived_events(5000, 0);
     c.insert_many(docs.clone()).await.unwrap();
     c.create_index(IndexSpec::new(["archived", "timestamp_us"])).await.unwrap();
     for (filter, expected_class) in [

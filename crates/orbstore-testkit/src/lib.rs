@@ -10,8 +10,8 @@ pub mod bench;
 pub mod cleanup;
 
 pub use support::{
-    assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, open, seeded, servers_required,
-    BackendFactory, Fixture, FnFactory, Skip,
+    assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, mixed_archived_events, open,
+    seeded, servers_required, BackendFactory, Fixture, FnFactory, Skip,
 };
 
 /// Instantiates every conformance test as a `#[tokio::test]` in the calling module.

@@ -106,6 +106,24 @@ pub fn d(v: Value) -> Document {
     }
 }
 
+/// `n` documents of `EventStore::query_events`' shape for index tests: `_id` `e00000`…, two per
+/// `timestamp_us`, and `archived` cycling through `true`, `0`, `null`, `false`, `false` (so
+/// booleans sit beside a number and a null on the same path), with `pad` bytes of padding.
+pub fn mixed_archived_events(n: usize, pad: usize) -> Vec<Document> {
+    (0..n)
+        .map(|i| {
+            let archived = match i % 5 {
+                0 => Value::Bool(true),
+                1 => Value::from(0),
+                2 => Value::Null,
+                _ => Value::Bool(false),
+            };
+            d(serde_json::json!({"_id": format!("e{i:05}"), "archived": archived,
+                                 "timestamp_us": (i / 2) as i64, "pad": "x".repeat(pad)}))
+        })
+        .collect()
+}
+
 /// Documents from a JSON array of objects.
 pub fn docs(v: Value) -> Vec<Document> {
     match v {
