@@ -304,8 +304,8 @@ mod tests {
     #[tokio::test]
     #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
     async fn postgres_opens_from_url_and_db_variables() {
-        let url =
-            std::env::var("ORBSTORE_TEST_POSTGRES_URL").expect("this test needs ORBSTORE_TEST_POSTGRES_URL");
+        let url = orbstore_testkit::containers::postgres_url()
+            .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
         let schema = format!("orbtest_factory_{}", std::process::id());
         let BackendConfig::Postgres(server) = BackendConfig::from_url(&url).unwrap() else { panic!("{url}") };
         let port = server.port.to_string();

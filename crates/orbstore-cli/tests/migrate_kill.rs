@@ -120,7 +120,8 @@ use orbstore::{CollectionExt, PersistenceBackend};
 async fn migrate_file_to_postgres_survives_sigkill_at_random_points() {
     let dir = tempfile::tempdir().unwrap();
     let from = format!("file://{}", dir.path().join("src").display());
-    let url = std::env::var("ORBSTORE_TEST_POSTGRES_URL").expect("ORBSTORE_TEST_POSTGRES_URL");
+    let url = orbstore_testkit::containers::postgres_url()
+        .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
     let schema = unique_name();
     let sep = if url.contains('?') { '&' } else { '?' };
     let to = format!("{url}{sep}schema={schema}");

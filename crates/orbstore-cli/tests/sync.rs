@@ -62,7 +62,8 @@ fn counts(stats: &Value) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
 async fn an_agent_started_while_postgres_is_down_learns_and_syncs_later() {
-    let url = std::env::var("ORBSTORE_TEST_POSTGRES_URL").expect("ORBSTORE_TEST_POSTGRES_URL");
+    let url = orbstore_testkit::containers::postgres_url()
+        .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
     let schema = format!("orbtest_{}", orbstore::generate_id().replace('-', ""));
     let sep = if url.contains('?') { '&' } else { '?' };
     let up = format!("{url}{sep}schema={schema}");

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -133,6 +134,20 @@ pub struct PostgresConfig {
     pub pool_size: usize,
     /// The schema holding orbstore's tables (default `orbstore`).
     pub schema: String,
+    /// How long opening a connection may take (default 10 s; `DB_CONNECT_TIMEOUT`, URL
+    /// `connect_timeout`).
+    pub connect_timeout: Duration,
+    /// How long one statement may run before the server cancels it (default 60 s; zero for
+    /// none; `DB_STATEMENT_TIMEOUT`, URL `statement_timeout`). It also bounds, on the client, how
+    /// long an operation waits for a server that stopped answering.
+    pub statement_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// The default connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default statement timeout.
+    pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -146,6 +161,8 @@ impl fmt::Debug for PostgresConfig {
             .field("ssl", &self.ssl)
             .field("pool_size", &self.pool_size)
             .field("schema", &self.schema)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -323,6 +340,12 @@ impl Config {
                 BackendConfig::File(f) => backend = file_config(f.dir.clone())?,
                 BackendConfig::Sqlite(s) => backend = sqlite_config(s.location.clone())?,
                 BackendConfig::Mongo(m) => m.query_mode = mongo_query_mode()?,
+                BackendConfig::Postgres(_) => {
+                    let params: Vec<String> = url::Url::parse(url.trim())
+                        .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
+                        .unwrap_or_default();
+                    backend = backend.with_env_timeouts(&get, |k| params.iter().any(|p| p == k))?
+                }
                 _ => {}
             }
             return Ok(Config { backend, origin: env_origin("DATABASE_URL", redact_url(&url)) });
@@ -339,7 +362,10 @@ impl Config {
                     ssl: parse_bool("DB_SSL", get("DB_SSL"))?,
                     pool_size: parse_pool_size(get("DB_POOL_SIZE"))?,
                     schema: get("DB_SCHEMA").unwrap_or_else(|| "orbstore".to_owned()),
-                }),
+                    connect_timeout: PostgresConfig::DEFAULT_CONNECT_TIMEOUT,
+                    statement_timeout: PostgresConfig::DEFAULT_STATEMENT_TIMEOUT,
+                })
+                .with_env_timeouts(&get, |_| false)?,
                 "mongodb" | "mongo" => {
                     let host = get("DB_HOST").unwrap_or_else(|| "localhost".to_owned());
                     let port = parse_port(get("DB_PORT"), 27017)?;
@@ -467,6 +493,83 @@ fn parse_file_sync(v: Option<String>) -> Result<FileSync> {
     }
 }
 
+/// The two PostgreSQL timeouts, for parsing: a number without a unit means seconds for the
+/// connect timeout (as libpq's `connect_timeout`) and milliseconds for the statement timeout (as
+/// PostgreSQL's `statement_timeout`); `500ms`, `5s`, `2min` are understood for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timeout {
+    Connect,
+    Statement,
+}
+
+impl Timeout {
+    fn url_parameter(self) -> &'static str {
+        match self {
+            Timeout::Connect => "connect_timeout",
+            Timeout::Statement => "statement_timeout",
+        }
+    }
+
+    fn variable(self) -> &'static str {
+        match self {
+            Timeout::Connect => "DB_CONNECT_TIMEOUT",
+            Timeout::Statement => "DB_STATEMENT_TIMEOUT",
+        }
+    }
+}
+
+/// The longest timeout accepted: a day (longer is a typo, not a setting).
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Parses a timeout; the error is the reason only (the caller names the source and value).
+fn parse_timeout(which: Timeout, raw: &str) -> std::result::Result<Duration, String> {
+    let v = raw.trim();
+    let limit = MAX_TIMEOUT.as_secs_f64() + 1.0;
+    let parsed = match v.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Some(match which {
+            Timeout::Connect => Duration::from_secs_f64(n.min(limit)),
+            Timeout::Statement => Duration::from_secs_f64((n / 1000.0).min(limit)),
+        }),
+        Ok(_) => None,
+        Err(_) => humantime::parse_duration(v).ok(),
+    };
+    let unit = match which {
+        Timeout::Connect => "seconds",
+        Timeout::Statement => "milliseconds",
+    };
+    match parsed {
+        Some(d) if d > MAX_TIMEOUT => Err("longer than a day".to_owned()),
+        Some(d) if d.is_zero() && which == Timeout::Connect => Err("must be more than zero".to_owned()),
+        Some(d) => Ok(d),
+        None => Err(format!("expected a number of {unit} or a duration such as 500ms, 5s, 2min")),
+    }
+}
+
+impl BackendConfig {
+    /// Fills a PostgreSQL configuration's timeouts from `DB_CONNECT_TIMEOUT` and
+    /// `DB_STATEMENT_TIMEOUT`, except those the URL's own parameters set (`in_url`).
+    fn with_env_timeouts(
+        mut self,
+        get: &impl Fn(&str) -> Option<String>,
+        in_url: impl Fn(&str) -> bool,
+    ) -> Result<BackendConfig> {
+        let BackendConfig::Postgres(pg) = &mut self else { return Ok(self) };
+        for which in [Timeout::Connect, Timeout::Statement] {
+            let Some(raw) = get(which.variable()) else { continue };
+            if in_url(which.url_parameter()) {
+                continue;
+            }
+            let d = parse_timeout(which, &raw)
+                .map_err(|why| Error::invalid(format!("invalid {} {raw:?}: {why}", which.variable())))?;
+            match which {
+                Timeout::Connect => pg.connect_timeout = d,
+                Timeout::Statement => pg.statement_timeout = d,
+            }
+        }
+        Ok(self)
+    }
+}
+
 fn parse_pool_size(v: Option<String>) -> Result<usize> {
     match v {
         None => Ok(10),
@@ -540,6 +643,8 @@ fn parse_postgres(url: &url::Url) -> std::result::Result<PostgresConfig, String>
         ssl: false,
         pool_size: 10,
         schema: "orbstore".to_owned(),
+        connect_timeout: PostgresConfig::DEFAULT_CONNECT_TIMEOUT,
+        statement_timeout: PostgresConfig::DEFAULT_STATEMENT_TIMEOUT,
     };
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
@@ -558,6 +663,14 @@ fn parse_postgres(url: &url::Url) -> std::result::Result<PostgresConfig, String>
                 cfg.pool_size = parse_pool_size(Some(v.to_string())).map_err(|e| e.message().to_owned())?
             }
             "schema" => cfg.schema = v.to_string(),
+            "connect_timeout" | "statement_timeout" => {
+                let which = if k == "connect_timeout" { Timeout::Connect } else { Timeout::Statement };
+                let d = parse_timeout(which, &v).map_err(|why| format!("invalid {k} {v:?}: {why}"))?;
+                match which {
+                    Timeout::Connect => cfg.connect_timeout = d,
+                    Timeout::Statement => cfg.statement_timeout = d,
+                }
+            }
             _ => {} // libpq has many options; the driver reads the ones it knows
         }
     }
@@ -727,6 +840,65 @@ mod tests {
             BackendConfig::Sqlite(SqliteConfig::new(SqliteLocation::File("/tmp/z.db".into())))
         );
         assert_eq!(cfg(&[("DB_BACKEND", "in-memory")]).unwrap().backend, BackendConfig::Memory);
+    }
+
+    #[test]
+    fn postgres_timeouts_from_variables_and_url_parameters() {
+        let pg = |vars: &[(&str, &str)]| match cfg(vars) {
+            Ok(Config { backend: BackendConfig::Postgres(p), .. }) => {
+                Ok((p.connect_timeout, p.statement_timeout))
+            }
+            Ok(other) => panic!("not postgres: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let url = |q: &str| format!("postgres://h/db{q}");
+        assert_eq!(pg(&[("DATABASE_URL", &url(""))]), Ok((s(10), s(60))), "defaults");
+        // No unit: seconds to connect (libpq), milliseconds per statement (PostgreSQL).
+        assert_eq!(
+            pg(&[("DATABASE_URL", &url("?connect_timeout=3&statement_timeout=1500"))]),
+            Ok((s(3), ms(1500)))
+        );
+        assert_eq!(
+            pg(&[("DATABASE_URL", &url("?connect_timeout=250ms&statement_timeout=2s"))]),
+            Ok((ms(250), s(2)))
+        );
+        assert_eq!(
+            pg(&[("DATABASE_URL", &url("?statement_timeout=0"))]),
+            Ok((s(10), s(0))),
+            "0: no statement timeout"
+        );
+        let env = [("DB_CONNECT_TIMEOUT", "2"), ("DB_STATEMENT_TIMEOUT", "5s")];
+        assert_eq!(pg(&[&env[..], &[("DATABASE_URL", &url(""))]].concat()), Ok((s(2), s(5))));
+        // The URL's own parameter wins over the variable, also when it states the default.
+        assert_eq!(
+            pg(&[&env[..], &[("DATABASE_URL", &url("?connect_timeout=10"))]].concat()),
+            Ok((s(10), s(5)))
+        );
+        assert_eq!(pg(&[&env[..], &[("DB_BACKEND", "postgres")]].concat()), Ok((s(2), s(5))));
+        for (vars, needles) in [
+            (
+                vec![("DATABASE_URL", url("?connect_timeout=soon"))],
+                vec!["connect_timeout", "\"soon\"", "seconds"],
+            ),
+            (vec![("DATABASE_URL", url("?connect_timeout=0"))], vec!["connect_timeout", "more than zero"]),
+            (vec![("DATABASE_URL", url("?statement_timeout=-5"))], vec!["statement_timeout", "milliseconds"]),
+            (
+                vec![("DATABASE_URL", url("?statement_timeout=2days"))],
+                vec!["statement_timeout", "longer than a day"],
+            ),
+            (
+                vec![("DB_BACKEND", "postgres".into()), ("DB_STATEMENT_TIMEOUT", "x".into())],
+                vec!["DB_STATEMENT_TIMEOUT", "\"x\""],
+            ),
+        ] {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let e = pg(&vars).expect_err("refused");
+            for n in needles {
+                assert!(e.contains(n), "{e:?} lacks {n:?}");
+            }
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ async fn export_to_a_file_is_atomic_and_a_missing_collection_is_not_found() {
 async fn the_same_data_exports_to_the_same_bytes_on_every_backend() {
     let mut outputs = Vec::new();
     let mut names = vec!["memory", "file", "sqlite"];
-    if std::env::var("ORBSTORE_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+    if orbstore_testkit::containers::postgres_url().is_some() {
         names.push("postgres");
     }
     if std::env::var("ORBSTORE_TEST_MONGODB_URL").is_ok_and(|u| !u.is_empty()) {

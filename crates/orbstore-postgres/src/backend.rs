@@ -25,10 +25,12 @@ use crate::transaction::PgTransaction;
 const MIGRATIONS: &[(i32, &str, &str)] =
     &[(1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql"))];
 
-/// How long opening a connection may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one statement may run before the server cancels it (`statement_timeout`).
-pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long opening a connection may take, unless configured
+/// ([`PostgresConfig::connect_timeout`]).
+pub const CONNECT_TIMEOUT: Duration = PostgresConfig::DEFAULT_CONNECT_TIMEOUT;
+/// How long one statement may run before the server cancels it (`statement_timeout`), unless
+/// configured ([`PostgresConfig::statement_timeout`]).
+pub const STATEMENT_TIMEOUT: Duration = PostgresConfig::DEFAULT_STATEMENT_TIMEOUT;
 
 /// How long sent data may stay unacknowledged before the connection is dropped (Linux's
 /// `TCP_USER_TIMEOUT`): longer than any statement's network round trip, far shorter than the
@@ -55,6 +57,12 @@ pub struct Shared {
     closed: AtomicBool,
     /// `host:port/database`, for messages (never the password).
     pub(crate) target: String,
+    /// How long one operation may wait for the server on the client (see [`Shared::bounded`]);
+    /// `None` when the statement timeout is off.
+    deadline: Option<Duration>,
+    /// The configured timeouts, for messages.
+    connect_timeout: Duration,
+    statement_timeout: Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -69,6 +77,28 @@ pub(crate) fn closed() -> Error {
 }
 
 impl Shared {
+    /// Runs one operation within the client-side deadline: the statement timeout plus the
+    /// connect timeout (the server's own `statement_timeout` cancels a slow statement first; this
+    /// bound is for a server that stopped answering altogether: paused, partitioned away, or
+    /// behind a silent network, where nothing on the server ever fires and TCP keeps the
+    /// connection open). Past it the operation is a retryable `Unavailable` and the connection it
+    /// held is closed, never returned to the pool. With the statement timeout off, unbounded.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &str,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(deadline) = self.deadline else { return operation.await };
+        match tokio::time::timeout(deadline, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::unavailable(format!(
+                "{what}: PostgreSQL at {} did not answer within {deadline:?} (statement timeout {:?} \
+                 + connect timeout {:?}); its connection was closed",
+                self.target, self.statement_timeout, self.connect_timeout
+            ))),
+        }
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(closed())
@@ -185,7 +215,8 @@ impl PostgresBackend {
     /// Connects, creates the schema if needed and applies the migrations it lacks (under an
     /// advisory lock, so processes opening at once apply each exactly once).
     ///
-    /// A server that does not answer is a retryable `Unavailable` within [`CONNECT_TIMEOUT`].
+    /// A server that does not answer is a retryable `Unavailable` within the connect timeout
+    /// (for the connection) plus the statement timeout (for the migration check).
     pub async fn open(config: PostgresConfig) -> Result<PostgresBackend> {
         validate_schema(&config.schema)?;
         let mut pg = tokio_postgres::Config::new();
@@ -194,7 +225,7 @@ impl PostgresBackend {
             .dbname(&config.database)
             .user(&config.user)
             .application_name("orbstore")
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(config.connect_timeout)
             // A peer that vanishes (a cut cable, a dropped route) is noticed by the kernel:
             // unacknowledged sends give up after TCP_USER_TIMEOUT, an idle connection after
             // the keepalive probes (10 s idle, then 3 probes 5 s apart), instead of the
@@ -210,7 +241,7 @@ impl PostgresBackend {
                 // bounds and picked a plan 25% slower on the range benchmark; planning each
                 // execution costs tens of microseconds.
                 "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
-                STATEMENT_TIMEOUT.as_millis()
+                config.statement_timeout.as_millis()
             ));
         if let Some(p) = &config.password {
             pg.password(p.expose());
@@ -227,8 +258,8 @@ impl PostgresBackend {
             .max_size(config.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| Error::invalid(format!("PostgreSQL pool configuration: {e}")))?;
         let target = format!("{}:{}/{}", config.host, config.port, config.database);
@@ -240,12 +271,21 @@ impl PostgresBackend {
             known: RwLock::new(Default::default()),
             closed: AtomicBool::new(false),
             target: target.clone(),
+            deadline: (!config.statement_timeout.is_zero())
+                .then(|| config.statement_timeout + config.connect_timeout),
+            connect_timeout: config.connect_timeout,
+            statement_timeout: config.statement_timeout,
         });
         let mut client = shared.client().await.map_err(|e| {
             Error::new(e.kind(), format!("cannot connect to PostgreSQL at {target}: {}", e.message()))
                 .with_source(e)
         })?;
-        migrate(&mut client, &config.schema).await?;
+        let migrated = shared.bounded("apply migrations", migrate(&mut client, &config.schema)).await;
+        if migrated.is_err() {
+            // Possibly mid-transaction: close it rather than pool it.
+            drop(Object::take(client));
+        }
+        migrated?;
         tracing::debug!(target = %target, schema = %config.schema, "opened the PostgreSQL backend");
         Ok(PostgresBackend { shared })
     }
@@ -268,8 +308,12 @@ impl PostgresBackend {
     ) -> Result<(crate::Plan, Vec<String>)> {
         validate_collection_name(collection)?;
         query.validate()?;
-        let client = self.shared.client().await?;
-        crate::ops::explain(&client, &self.shared, collection, query).await
+        self.shared
+            .bounded("explain", async {
+                let client = self.shared.client().await?;
+                crate::ops::explain(&client, &self.shared, collection, query).await
+            })
+            .await
     }
 }
 
@@ -337,18 +381,27 @@ impl PersistenceBackend for PostgresBackend {
     }
 
     async fn list_collections(&self) -> Result<Vec<String>> {
-        let c = self.shared.client().await?;
-        let sql = format!("SELECT name FROM {} ORDER BY name", self.shared.catalog("_collections"));
-        let rows = c.query(&sql, &[]).await.ctx("list collections")?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.shared
+            .bounded("list collections", async {
+                let c = self.shared.client().await?;
+                let sql = format!("SELECT name FROM {} ORDER BY name", self.shared.catalog("_collections"));
+                let rows = c.query(&sql, &[]).await.ctx("list collections")?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+            .await
     }
 
     async fn drop_collection(&self, name: &str) -> Result<bool> {
         validate_collection_name(name)?;
         let exec = Exec::Direct(self.shared.clone());
-        let scope = exec.scope(true).await?;
-        let result = crate::ops::drop_collection(scope.client(), &self.shared, name).await;
-        let existed = scope.end(result).await?;
+        let existed = self
+            .shared
+            .bounded(name, async {
+                let scope = exec.scope(true).await?;
+                let result = crate::ops::drop_collection(scope.client(), &self.shared, name).await;
+                scope.end(result).await
+            })
+            .await?;
         self.shared.forget(name);
         Ok(existed)
     }
@@ -363,12 +416,14 @@ impl PersistenceBackend for PostgresBackend {
 
     async fn health(&self) -> HealthReport {
         let start = Instant::now();
-        let result = async {
-            let c = self.shared.client().await?;
-            let v: String = c.query_one("SELECT version()", &[]).await.ctx("health check")?.get(0);
-            Ok::<_, Error>(v)
-        }
-        .await;
+        let result = self
+            .shared
+            .bounded("health check", async {
+                let c = self.shared.client().await?;
+                let v: String = c.query_one("SELECT version()", &[]).await.ctx("health check")?.get(0);
+                Ok::<_, Error>(v)
+            })
+            .await;
         let latency = start.elapsed();
         match result {
             Ok(version) => HealthReport {
@@ -381,6 +436,43 @@ impl PersistenceBackend for PostgresBackend {
     }
 
     async fn stats(&self) -> Result<StorageStats> {
+        self.shared.bounded("read statistics", self.read_stats()).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        // Every acknowledged write was committed with synchronous_commit (the server default).
+        self.shared.check_open()
+    }
+
+    /// `VACUUM (ANALYZE)` of every collection table: dead rows' space becomes reusable and the
+    /// planner's statistics are refreshed. (Not `VACUUM FULL`, which would lock each table
+    /// against every reader while it rewrites it; the bytes may therefore not shrink.) The
+    /// statement timeout and the client-side deadline do not apply to the VACUUMs.
+    async fn compact(&self) -> Result<CompactReport> {
+        self.vacuum().await
+    }
+
+    /// Finds, in the backend's schema only, catalog rows without their table, catalog index
+    /// rows without their index, `_ix_…` indexes the catalog does not describe, and tables named
+    /// like a collection without a catalog row (listed, never dropped: they hold data); see
+    /// `crate::cleanup`. The listing reads one snapshot; each collection's orphans are removed
+    /// in a transaction holding its advisory lock, as `drop_collection` takes it, after looking
+    /// again under the lock.
+    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
+        self.shared.check_open()?;
+        self.shared.bounded("cleanup", crate::cleanup::run(&self.shared, apply)).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shared.pool.close();
+        }
+        Ok(())
+    }
+}
+
+impl PostgresBackend {
+    async fn read_stats(&self) -> Result<StorageStats> {
         let c = self.shared.client().await?;
         let sh = &self.shared;
         let sql = format!(
@@ -430,15 +522,7 @@ impl PersistenceBackend for PostgresBackend {
         })
     }
 
-    async fn flush(&self) -> Result<()> {
-        // Every acknowledged write was committed with synchronous_commit (the server default).
-        self.shared.check_open()
-    }
-
-    /// `VACUUM (ANALYZE)` of every collection table: dead rows' space becomes reusable and the
-    /// planner's statistics are refreshed. (Not `VACUUM FULL`, which would lock each table
-    /// against every reader while it rewrites it; the bytes may therefore not shrink.)
-    async fn compact(&self) -> Result<CompactReport> {
+    async fn vacuum(&self) -> Result<CompactReport> {
         let before = self.stats().await?;
         let c = self.shared.client().await?;
         let mut actions = Vec::new();
@@ -470,23 +554,5 @@ impl PersistenceBackend for PostgresBackend {
             bytes_before: before.storage_bytes,
             bytes_after: after,
         })
-    }
-
-    /// Finds, in the backend's schema only, catalog rows without their table, catalog index
-    /// rows without their index, `_ix_…` indexes the catalog does not describe, and tables named
-    /// like a collection without a catalog row (listed, never dropped: they hold data); see
-    /// `crate::cleanup`. The listing reads one snapshot; each collection's orphans are removed
-    /// in a transaction holding its advisory lock, as `drop_collection` takes it, after looking
-    /// again under the lock.
-    async fn cleanup(&self, apply: bool) -> Result<CleanupReport> {
-        self.shared.check_open()?;
-        crate::cleanup::run(&self.shared, apply).await
-    }
-
-    async fn close(&self) -> Result<()> {
-        if !self.shared.closed.swap(true, Ordering::AcqRel) {
-            self.shared.pool.close();
-        }
-        Ok(())
     }
 }

@@ -19,15 +19,19 @@ pub struct PgCollection {
 }
 
 /// Runs `$body` (an `ops` call using `$c`, the connection, `$sh`, the shared state, and `$n`,
-/// the name) in a scope of its own: atomic or not, ended by commit or rollback.
+/// the name) in a scope of its own: atomic or not, ended by commit or rollback, within the
+/// client-side deadline (`Shared::bounded`; a scope cut short closes its connection).
 macro_rules! run {
     ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
         let $sh = $self.exec.shared().clone();
         let $n = $self.name.as_str();
-        let scope = $self.exec.scope($atomic).await?;
-        let $c = scope.client();
-        let result = $body.await;
-        $self.exec.end(scope, result).await
+        $sh.bounded($n, async {
+            let scope = $self.exec.scope($atomic).await?;
+            let $c = scope.client();
+            let result = $body.await;
+            $self.exec.end(scope, result).await
+        })
+        .await
     }};
 }
 

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::Object;
-use orbstore_core::engine::finished_transaction;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use orbstore_core::{Error, ErrorKind, Result};
 use tokio::sync::MutexGuard;
@@ -24,15 +23,21 @@ pub enum Exec {
     Session(Arc<TxShared>),
 }
 
-/// A connection held for one operation. Dropped before [`Scope::end`] (a cancelled future)
-/// while a `BEGIN` or savepoint is open, the connection is closed rather than reused with an
-/// unknown part of the operation done; for a transaction, that ends the transaction.
+/// A connection held for one operation. Dropped before [`Scope::end`] finished (a cancelled
+/// future, or the client-side deadline of [`Shared::bounded`]), the connection is closed rather
+/// than reused with an unknown part of the operation done, or a statement still waiting for a
+/// server that stopped answering; for a transaction, that ends the transaction (the server rolls
+/// it back when the connection closes) and marks it lost.
 pub(crate) struct Scope<'a> {
     obj: Option<Object>,
     /// The transaction's slot, to put the connection back into.
     slot: Option<MutexGuard<'a, Option<Object>>>,
+    /// The transaction's "connection lost" flag, set when the scope is abandoned.
+    lost: Option<&'a AtomicBool>,
     /// `BEGIN` or a savepoint is open.
     open: bool,
+    /// [`Scope::end`] ran to completion: the connection is in a known state.
+    ended: bool,
     /// The operation failed with a serialization failure and rolled the transaction back.
     pub(crate) aborted: bool,
 }
@@ -40,8 +45,11 @@ pub(crate) struct Scope<'a> {
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
         if let Some(obj) = self.obj.take() {
-            if self.open {
+            if !self.ended {
                 drop(Object::take(obj));
+                if let Some(lost) = self.lost {
+                    lost.store(true, Ordering::Release);
+                }
             } else if let Some(slot) = self.slot.as_mut() {
                 **slot = Some(obj);
             }
@@ -64,6 +72,7 @@ impl Scope<'_> {
     /// [`Scope::end`], also saying whether the transaction was rolled back whole.
     async fn end_reporting<R>(mut self, result: Result<R>) -> (Result<R>, bool) {
         let result = self.finish(result).await;
+        self.ended = true;
         (result, self.aborted)
     }
 
@@ -101,6 +110,34 @@ impl Scope<'_> {
     }
 }
 
+/// A connection whose session state is not known yet (a `BEGIN` in flight): closed, not
+/// returned to the pool, unless [`Unsettled::settle`] says the statements it waited for finished.
+pub(crate) struct Unsettled(Option<Object>);
+
+impl Unsettled {
+    pub(crate) fn new(obj: Object) -> Unsettled {
+        Unsettled(Some(obj))
+    }
+
+    /// The connection, for the statements being waited for.
+    pub(crate) fn client(&self) -> &Client {
+        self.0.as_ref().expect("an unsettled connection holds it until settled")
+    }
+
+    /// The statements finished: the connection may be kept.
+    pub(crate) fn settle(mut self) -> Object {
+        self.0.take().expect("settled once")
+    }
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if let Some(obj) = self.0.take() {
+            drop(Object::take(obj));
+        }
+    }
+}
+
 impl Exec {
     /// The backend's shared state.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -126,20 +163,35 @@ impl Exec {
         match self {
             Exec::Direct(shared) => {
                 let obj = shared.client().await?;
+                let mut scope = Scope {
+                    obj: Some(obj),
+                    slot: None,
+                    lost: None,
+                    open: false,
+                    ended: false,
+                    aborted: false,
+                };
                 if atomic {
-                    obj.batch_execute("BEGIN").await.ctx("begin")?;
+                    scope.client().batch_execute("BEGIN").await.ctx("begin")?;
+                    scope.open = true;
                 }
-                Ok(Scope { obj: Some(obj), slot: None, open: atomic, aborted: false })
+                Ok(scope)
             }
             Exec::Session(tx) => {
                 tx.shared.check_open()?;
                 let mut slot = tx.conn.lock().await;
                 let obj = match slot.take() {
                     Some(obj) => obj,
-                    None if tx.aborted.load(Ordering::Acquire) => return Err(tx_aborted()),
-                    None => return Err(finished_transaction()),
+                    None => return Err(tx.gone()),
                 };
-                let mut scope = Scope { obj: Some(obj), slot: Some(slot), open: false, aborted: false };
+                let mut scope = Scope {
+                    obj: Some(obj),
+                    slot: Some(slot),
+                    lost: Some(&tx.lost),
+                    open: false,
+                    ended: false,
+                    aborted: false,
+                };
                 scope.client().batch_execute("SAVEPOINT orbstore_op").await.ctx("savepoint")?;
                 scope.open = true;
                 Ok(scope)
@@ -151,4 +203,13 @@ impl Exec {
 /// The error for using a transaction that a serialization failure already rolled back.
 pub(crate) fn tx_aborted() -> Error {
     Error::aborted("the transaction was rolled back by an earlier serialization failure; retry it")
+}
+
+/// The error for using a transaction whose connection was closed under an unfinished operation.
+pub(crate) fn tx_lost() -> Error {
+    Error::unavailable(
+        "the transaction's connection was closed under an operation that did not finish (the \
+         connection failed, the server stopped answering, or the operation was cancelled); \
+         nothing of the transaction was committed; retry it",
+    )
 }

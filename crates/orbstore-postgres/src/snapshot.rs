@@ -33,25 +33,33 @@ impl PgSnapshot {
         let list = format!("SELECT name FROM {} ORDER BY name", shared.catalog("_collections"));
         // Owned by the TxShared at once, so a failure below closes the connection instead of
         // returning it to the pool inside a transaction.
-        let tx = Arc::new(TxShared { shared, conn: Mutex::new(Some(obj)), aborted: AtomicBool::new(false) });
-        let collections = {
-            let slot = tx.conn.lock().await;
-            let c = slot.as_ref().expect("just stored");
-            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .ctx("begin a snapshot")?;
-            let rows = c.query(&list, &[]).await.ctx("list collections")?;
-            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-            // As pg_dump does: a table dropped after the snapshot began would be gone from it
-            // too (the catalog is not versioned like rows), so the tables are share-locked for
-            // the snapshot's life. A concurrent drop waits for the snapshot to end.
-            if !names.is_empty() {
-                let tables: Vec<String> = names.iter().map(|n| tx.shared.table(n)).collect();
-                let lock = format!("LOCK TABLE {} IN ACCESS SHARE MODE", tables.join(", "));
-                c.batch_execute(&lock).await.ctx("lock the snapshot's tables")?;
-            }
-            names
-        };
+        let tx = Arc::new(TxShared {
+            shared,
+            conn: Mutex::new(Some(obj)),
+            aborted: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+        });
+        let bounded = tx.shared.clone();
+        let collections = bounded
+            .bounded("begin a snapshot", async {
+                let slot = tx.conn.lock().await;
+                let c = slot.as_ref().expect("just stored");
+                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .ctx("begin a snapshot")?;
+                let rows = c.query(&list, &[]).await.ctx("list collections")?;
+                let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                // As pg_dump does: a table dropped after the snapshot began would be gone from it
+                // too (the catalog is not versioned like rows), so the tables are share-locked for
+                // the snapshot's life. A concurrent drop waits for the snapshot to end.
+                if !names.is_empty() {
+                    let tables: Vec<String> = names.iter().map(|n| tx.shared.table(n)).collect();
+                    let lock = format!("LOCK TABLE {} IN ACCESS SHARE MODE", tables.join(", "));
+                    c.batch_execute(&lock).await.ctx("lock the snapshot's tables")?;
+                }
+                Ok(names)
+            })
+            .await?;
         Ok(PgSnapshot { tx, collections })
     }
 

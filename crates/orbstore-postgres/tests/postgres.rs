@@ -247,6 +247,8 @@ async fn server_down_at_open_is_a_prompt_unavailable_without_the_password() {
         ssl: false,
         pool_size: 2,
         schema: "orbstore".into(),
+        connect_timeout: PostgresConfig::DEFAULT_CONNECT_TIMEOUT,
+        statement_timeout: PostgresConfig::DEFAULT_STATEMENT_TIMEOUT,
     };
     let start = Instant::now();
     let e = PostgresBackend::open(cfg.clone()).await.unwrap_err();
@@ -295,6 +297,8 @@ async fn a_bad_schema_name_is_refused_before_connecting() {
             ssl: false,
             pool_size: 1,
             schema: schema.into(),
+            connect_timeout: PostgresConfig::DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: PostgresConfig::DEFAULT_STATEMENT_TIMEOUT,
         };
         let e = PostgresBackend::open(cfg).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{schema:?}: {e}");

@@ -42,7 +42,8 @@ async fn target(name: &'static str) -> Target {
         // `orbtest_<UUIDv7>`: the PostgreSQL tests' sweeper recognizes (and drops, an hour on) what
         // a panicking test leaves behind.
         "postgres" => {
-            let url = server_url("ORBSTORE_TEST_POSTGRES_URL");
+            let url = orbstore_testkit::containers::postgres_url()
+                .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
             let sep = if url.contains('?') { '&' } else { '?' };
             (url_config(format!("{url}{sep}schema={}", unique_name())), None)
         }

@@ -26,8 +26,8 @@ fn event(id: u128, t: u64, goal: f64) -> Event {
 #[tokio::test]
 #[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
 async fn analysts_sql_runs_on_the_views() {
-    let url =
-        std::env::var("ORBSTORE_TEST_POSTGRES_URL").expect("this test needs ORBSTORE_TEST_POSTGRES_URL");
+    let url = orbstore_testkit::containers::postgres_url()
+        .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
     let BackendConfig::Postgres(mut cfg) = BackendConfig::from_url(&url).unwrap() else { panic!("{url}") };
     cfg.schema = format!("orbtest_{}", orbstore::generate_id().replace('-', ""));
     let pg = PostgresBackend::open(cfg.clone()).await.unwrap();

@@ -8,6 +8,8 @@ mod support;
 
 pub mod bench;
 pub mod cleanup;
+#[cfg(feature = "containers")]
+pub mod containers;
 
 pub use support::{
     assert_kind, check_filters, d, docs, expect_filters, expect_query, ids, mixed_archived_events, open,

@@ -40,7 +40,8 @@ pub async fn target(name: &'static str) -> Target {
             (url_config(format!("sqlite://{}", dir.path().join("ops.sqlite3").display())), Some(dir))
         }
         "postgres" => {
-            let url = server_url("ORBSTORE_TEST_POSTGRES_URL");
+            let url = orbstore_testkit::containers::postgres_url()
+                .expect("this test needs a PostgreSQL server: ORBSTORE_TEST_POSTGRES_URL or a Docker engine");
             let sep = if url.contains('?') { '&' } else { '?' };
             (url_config(format!("{url}{sep}schema={}", unique_name())), None)
         }

@@ -1,7 +1,8 @@
-//! The PostgreSQL test fixture: a server from `ORBSTORE_TEST_POSTGRES_URL`, a uniquely named
-//! schema per test, dropped at teardown. Without the variable at build time the tests are ignored
-//! (`build.rs` sets `orbstore_no_postgres`; never with `ORBSTORE_REQUIRE_SERVERS=1`); run anyway
-//! without it, they fail. Testcontainers is not wired in yet (see the README).
+//! The PostgreSQL test fixture: a server from `ORBSTORE_TEST_POSTGRES_URL`, or else a container
+//! (`orbstore_testkit::containers::postgres_url`), a uniquely named schema per test, dropped at
+//! teardown. With neither at build time the tests are ignored (`build.rs` sets
+//! `orbstore_no_postgres`; never with `ORBSTORE_REQUIRE_SERVERS=1`); run anyway without them,
+//! they fail.
 
 #![allow(dead_code)]
 
@@ -14,10 +15,9 @@ use orbstore_testkit::{Fixture, Skip};
 
 /// The server's settings, or why there is none.
 pub fn server() -> Result<PostgresConfig, Skip> {
-    let url =
-        std::env::var("ORBSTORE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).ok_or_else(|| {
-            Skip("ORBSTORE_TEST_POSTGRES_URL is not set (no PostgreSQL server to test against)".into())
-        })?;
+    let url = orbstore_testkit::containers::postgres_url().ok_or_else(|| {
+        Skip("no PostgreSQL server to test against: ORBSTORE_TEST_POSTGRES_URL is unset and no Docker engine answers".into())
+    })?;
     match BackendConfig::from_url(&url) {
         Ok(BackendConfig::Postgres(p)) => Ok(p),
         other => panic!("ORBSTORE_TEST_POSTGRES_URL is not a postgres URL: {other:?}"),
