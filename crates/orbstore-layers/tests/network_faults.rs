@@ -221,7 +221,7 @@ async fn a_silent_server_ends_in_unavailable_within_the_timeouts() {
     let c = items(&counted).await;
 
     // A new connection to a silent server: the pool gives up creating it after the backend's
-    // connect timeout (10 s, orbstore_postgres::CONNECT_TIMEOUT, not configurable).
+    // connect timeout (the default 10 s here; DB_CONNECT_TIMEOUT or the URL's connect_timeout).
     proxy.set(Mode::Stall);
     let start = Instant::now();
     let e = open(&PgCluster::url_via(proxy.addr())).await.unwrap_err();
@@ -230,7 +230,8 @@ async fn a_silent_server_ends_in_unavailable_within_the_timeouts() {
     assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(20), "{took:?}: {e}");
 
     // An open pooled connection that goes silent: PostgreSQL's statement timeout runs on the
-    // server, which never sees the statement, so only the retry layer's attempt timeout ends it.
+    // server, which never sees the statement; the retry layer's attempt timeout ends it first
+    // here, the backend's own deadline (statement + connect timeout, 70 s by default) later.
     let timed = wrap(
         counted.clone(),
         RetryLayer::new(
