@@ -71,10 +71,17 @@ async fn a_restarted_or_paused_container_loses_nothing_acknowledged_through_the_
         let status = layer.sync_now(Duration::from_secs(120)).await.expect("the journal drains");
         assert!(status.synced && status.dead_letters.is_empty(), "{status:?}");
         let acked = acked.lock().unwrap();
-        assert!(acked.failures.is_empty(), "journaled writes must not fail: {:?}", &acked.failures[..5.min(acked.failures.len())]);
+        assert!(
+            acked.failures.is_empty(),
+            "journaled writes must not fail: {:?}",
+            &acked.failures[..5.min(acked.failures.len())]
+        );
         assert!(during > 0, "{fault}: writes went on meanwhile");
         check_server(&server, &acked).await;
-        eprintln!("{fault}: {} inserts acknowledged so far, {during} while it lasted; server verified", acked.tags.len());
+        eprintln!(
+            "{fault}: {} inserts acknowledged so far, {during} while it lasted; server verified",
+            acked.tags.len()
+        );
     }
     layer.close().await.expect("close");
     server.close().await.expect("close the checking client");

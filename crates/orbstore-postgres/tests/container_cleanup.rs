@@ -72,7 +72,11 @@ async fn containers_are_removed_after_a_panic_and_after_a_kill() {
     c.kill().unwrap();
     c.wait().unwrap();
     let id = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(containers_of(c.id()).await.unwrap(), std::slice::from_ref(&id), "a SIGKILL removes nothing itself");
+    assert_eq!(
+        containers_of(c.id()).await.unwrap(),
+        std::slice::from_ref(&id),
+        "a SIGKILL removes nothing itself"
+    );
     // The next container started sweeps those whose owner is gone.
     let next = PgContainer::start().await.unwrap();
     assert!(containers_of(c.id()).await.unwrap().is_empty(), "{id} was not swept");
