@@ -4,9 +4,12 @@
 //!   (`sync = always`), vs appending the same documents as JSON lines with one fdatasync per 1,000;
 //! - `flush_1000_changes`: change 1,000 documents and flush, in collections of 100k and 1M
 //!   documents, vs rewriting the whole collection file (what hand-written stores do);
-//! - `open_1m`: opening a directory holding a 1M-document collection.
+//! - `open_1m`: opening a directory holding a 1M-document collection;
+//! - `concurrent_writers`: durable single-document inserts per second from 64 concurrent writers
+//!   (`sync = always`), with the fsyncs they cost, three runs (printed, not a criterion group).
 //!
-//! Run with `cargo bench -p orbstore-file --bench file`.
+//! Run with `cargo bench -p orbstore-file --bench file`; `ORB_BENCH_ONLY=concurrent` runs only
+//! `concurrent_writers`.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -149,10 +152,53 @@ fn open_1m(
     });
 }
 
+fn concurrent_writers(rt: &Runtime) {
+    const WRITERS: usize = 64;
+    const EACH: usize = 200;
+    for run in 1..=3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rate, fsyncs) = rt.block_on(async {
+            let store = open(dir.path(), FileSync::Always).await;
+            let coll = store.collection("bench").await.expect("collection");
+            let docs = documents(WRITERS * EACH);
+            let before = store.log_fsyncs();
+            let start = Instant::now();
+            let tasks: Vec<_> = docs
+                .chunks(EACH)
+                .map(|chunk| {
+                    let (coll, chunk) = (coll.clone(), chunk.to_vec());
+                    tokio::spawn(async move {
+                        for d in chunk {
+                            coll.insert_one(d).await.expect("insert");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("writer");
+            }
+            let rate = (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            let fsyncs = store.log_fsyncs() - before;
+            store.close().await.expect("close");
+            (rate, fsyncs)
+        });
+        eprintln!(
+            "run {run}: durable inserts/s with {WRITERS} concurrent writers (sync=always): {rate:.0} \
+             (goal >= 20,000); {fsyncs} fsyncs for {} inserts",
+            WRITERS * EACH
+        );
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
+    if std::env::var("ORB_BENCH_ONLY").as_deref() == Ok("concurrent") {
+        concurrent_writers(&rt);
+        return;
+    }
     insert_100k_durable(c, &rt);
     flush_1000_changes(c, &rt);
+    concurrent_writers(&rt);
 }
 
 criterion_group!(file, benches);

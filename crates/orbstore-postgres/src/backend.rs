@@ -76,6 +76,16 @@ pub(crate) fn closed() -> Error {
     Error::invalid("the PostgreSQL backend was closed")
 }
 
+/// What an operation is about, for the deadline's message, formatted only when it is needed:
+/// `Subject("collection", "items")` reads `collection "items"`.
+pub(crate) struct Subject<'a>(pub(crate) &'static str, pub(crate) &'a str);
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.0, self.1)
+    }
+}
+
 impl Shared {
     /// Runs one operation within the client-side deadline: the statement timeout plus the
     /// connect timeout (the server's own `statement_timeout` cancels a slow statement first; this
@@ -85,7 +95,7 @@ impl Shared {
     /// held is closed, never returned to the pool. With the statement timeout off, unbounded.
     pub(crate) async fn bounded<T>(
         &self,
-        what: &str,
+        what: impl std::fmt::Display,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         let Some(deadline) = self.deadline else { return operation.await };
@@ -396,7 +406,7 @@ impl PersistenceBackend for PostgresBackend {
         let exec = Exec::Direct(self.shared.clone());
         let existed = self
             .shared
-            .bounded(name, async {
+            .bounded(Subject("drop collection", name), async {
                 let scope = exec.scope(true).await?;
                 let result = crate::ops::drop_collection(scope.client(), &self.shared, name).await;
                 scope.end(result).await

@@ -25,7 +25,7 @@ macro_rules! run {
     ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
         let $sh = $self.exec.shared().clone();
         let $n = $self.name.as_str();
-        $sh.bounded($n, async {
+        $sh.bounded(crate::backend::Subject("collection", $n), async {
             let scope = $self.exec.scope($atomic).await?;
             let $c = scope.client();
             let result = $body.await;
