@@ -6,7 +6,11 @@
 //! - `range_query_10k`: a range returning 10k of 100k documents on an indexed field, vs raw SQL
 //!   on a plain table whose `score` is a real `float8` column with a btree index (rows parsed
 //!   into documents, as orbstore returns them);
-//! - `single_insert_latency`: p50/p99 of 2,000 single inserts, printed, vs raw autocommit INSERT.
+//! - `single_insert_latency`: p50/p99 of 2,000 single inserts, printed, vs raw autocommit INSERT;
+//! - `concurrent_writers`: durable single inserts per second from 64 concurrent writers, printed,
+//!   with the statements they shared.
+//!
+//! `ORB_BENCH_ONLY=single|range|insert_many|concurrent` runs one of them.
 //!
 //! Run with `ORBSTORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p
 //! orbstore-postgres --bench postgres`.
@@ -188,6 +192,45 @@ fn single_insert_latency(c: &mut Criterion, rt: &Runtime, s: &Setup) {
     rt.block_on(store.close()).expect("close");
 }
 
+/// Durable single-document inserts per second from 64 concurrent writers, three runs (printed,
+/// not a criterion group), with the statements they took (`PostgresBackend::insert_statements`).
+fn concurrent_writers(rt: &Runtime, s: &Setup) {
+    const WRITERS: usize = 64;
+    const EACH: usize = 200;
+    for run in 1..=3 {
+        let (rate, statements) = rt.block_on(async {
+            let store = open(s).await;
+            let coll = store.collection(&format!("concurrent{run}")).await.expect("collection");
+            let docs = documents(WRITERS * EACH);
+            let before = store.insert_statements().0;
+            let start = Instant::now();
+            let tasks: Vec<_> = docs
+                .chunks(EACH)
+                .map(|chunk| {
+                    let (coll, chunk) = (coll.clone(), chunk.to_vec());
+                    tokio::spawn(async move {
+                        for d in chunk {
+                            coll.insert_one(d).await.expect("insert");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("writer");
+            }
+            let rate = (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            let statements = store.insert_statements().0 - before;
+            store.close().await.expect("close");
+            (rate, statements)
+        });
+        eprintln!(
+            "run {run}: durable inserts/s with {WRITERS} concurrent writers: {rate:.0} (goal >= 20,000); \
+             {statements} statements for {} inserts",
+            WRITERS * EACH
+        );
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else {
         eprintln!("SKIPPED: set ORBSTORE_TEST_POSTGRES_URL to benchmark the PostgreSQL backend");
@@ -204,6 +247,9 @@ fn benches(c: &mut Criterion) {
     }
     if only.is_empty() || only.contains("insert_many") {
         insert_many(c, &rt, &s);
+    }
+    if only.is_empty() || only.contains("concurrent") {
+        concurrent_writers(&rt, &s);
     }
     rt.block_on(async {
         let raw = raw_client(&s).await;

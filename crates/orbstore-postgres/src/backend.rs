@@ -63,6 +63,9 @@ pub struct Shared {
     /// The configured timeouts, for messages.
     connect_timeout: Duration,
     statement_timeout: Duration,
+    /// Each collection's queue of single inserts (see `crate::batch`).
+    inserts: RwLock<HashMap<String, Arc<crate::batch::Inserts>>>,
+    insert_counters: crate::batch::Counters,
 }
 
 impl std::fmt::Debug for Shared {
@@ -107,6 +110,23 @@ impl Shared {
                 self.target, self.statement_timeout, self.connect_timeout
             ))),
         }
+    }
+
+    /// A collection's queue of single inserts.
+    pub(crate) fn inserts(&self, name: &str) -> Arc<crate::batch::Inserts> {
+        if let Some(q) = self.inserts.read().get(name) {
+            return q.clone();
+        }
+        self.inserts
+            .write()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(crate::batch::Inserts::new()))
+            .clone()
+    }
+
+    /// The batched inserts' counters.
+    pub(crate) fn insert_counters(&self) -> &crate::batch::Counters {
+        &self.insert_counters
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -285,6 +305,8 @@ impl PostgresBackend {
                 .then(|| config.statement_timeout + config.connect_timeout),
             connect_timeout: config.connect_timeout,
             statement_timeout: config.statement_timeout,
+            inserts: RwLock::new(HashMap::new()),
+            insert_counters: crate::batch::Counters::default(),
         });
         let mut client = shared.client().await.map_err(|e| {
             Error::new(e.kind(), format!("cannot connect to PostgreSQL at {target}: {}", e.message()))
@@ -298,6 +320,14 @@ impl PostgresBackend {
         migrated?;
         tracing::debug!(target = %target, schema = %config.schema, "opened the PostgreSQL backend");
         Ok(PostgresBackend { shared })
+    }
+
+    /// How many statements the single inserts outside transactions took, and how many
+    /// documents they carried (concurrent inserts into one collection share statements: see
+    /// [`MAX_BATCH`](crate::MAX_BATCH)).
+    pub fn insert_statements(&self) -> (u64, u64) {
+        let c = self.shared.insert_counters();
+        (c.statements.load(Ordering::Relaxed), c.documents.load(Ordering::Relaxed))
     }
 
     /// The schema holding this backend's tables.

@@ -76,7 +76,14 @@ impl Collection for PgCollection {
 
     async fn insert_one(&self, mut doc: Document) -> Result<Id> {
         let id = prepare_document(&mut doc)?;
-        write!(self, false, |c, sh, n| ops::insert_one(c, &sh, n, &id, &doc))?;
+        match &self.exec {
+            // Outside a transaction, concurrent inserts share statements (crate::batch).
+            Exec::Direct(shared) => {
+                self.ensure().await?;
+                shared.inserts(&self.name).insert(shared, &self.name, id.clone(), doc).await?;
+            }
+            Exec::Session(_) => write!(self, false, |c, sh, n| ops::insert_one(c, &sh, n, &id, &doc))?,
+        }
         Ok(id)
     }
 

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod batch;
 mod cleanup;
 mod collection;
 mod error;
@@ -13,6 +14,7 @@ mod sql;
 mod transaction;
 
 pub use backend::{PostgresBackend, Shared, CONNECT_TIMEOUT, POOL_WAIT_TIMEOUT, STATEMENT_TIMEOUT};
+pub use batch::{MAX_BATCH, MAX_IN_FLIGHT};
 pub use collection::{Exec, PgCollection};
 pub use ops::{Plan, COPY_THRESHOLD};
 pub use sql::Param;

@@ -444,6 +444,31 @@ pub(crate) async fn insert_one(c: &Client, sh: &Shared, name: &str, id: &str, do
     Ok(())
 }
 
+/// Inserts documents of different writers in one statement (`crate::batch`): each document is
+/// inserted unless its id is taken, and the answer says which were. Another unique index's
+/// violation fails the whole statement (nothing of it written); the caller then inserts them one
+/// by one. Ids must be distinct within `docs`.
+pub(crate) async fn insert_batch(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    docs: &[(&str, &Document)],
+) -> std::result::Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    let (paths, kinds) = shape_rows(docs.iter().map(|(_, d)| *d));
+    let ids: Vec<&str> = docs.iter().map(|(id, _)| *id).collect();
+    let texts: Vec<JsonRef> = docs.iter().map(|(_, d)| JsonRef(d)).collect();
+    let sql = format!(
+        "{} INSERT INTO {} (id, doc) SELECT * FROM unnest($4::text[], $5::json[]) ON CONFLICT (id) DO NOTHING \
+         RETURNING id",
+        with_shapes(sh),
+        sh.table(name)
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let rows = c.query(&stmt, &[&name, &paths, &kinds, &ids, &texts]).await?;
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
 /// A CTE recording multikey flags ($1 collection, $2 paths, $3 kinds) in the same statement.
 fn with_shapes(sh: &Shared) -> String {
     format!(

@@ -354,3 +354,66 @@ async fn a_boolean_equality_and_a_range_use_one_index_for_filter_and_sort() {
     store.close().await.unwrap();
     common::drop_schema(&cfg).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+async fn concurrent_single_inserts_share_statements_and_each_gets_its_own_answer() {
+    let (store, cfg) = common::setup().await;
+    let c = store.collection("t").await.unwrap();
+    c.create_index(IndexSpec::new(["email"]).unique()).await.unwrap();
+    c.insert_one(d(json!({"_id": "stored", "email": "stored@x"}))).await.unwrap();
+    // 64 writers in pairs, 50 inserts each. Most ids are written by both writers of a pair (one
+    // wins, the other gets Conflict); every tenth document has an id of its own and an email its
+    // pair partner also writes (the unique index refuses one of them, so the batch carrying it
+    // falls back to one statement per document); "stored" is taken already.
+    let writers: Vec<_> = (0..64)
+        .map(|w| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..50 {
+                    let id = match i {
+                        49 => "stored".to_owned(),
+                        i if i % 10 == 0 => format!("u{w}-{i}"),
+                        i => format!("k{}-{i}", w / 2),
+                    };
+                    let email =
+                        if i % 10 == 0 { format!("shared-{}-{i}@x", w / 2) } else { format!("{w}-{i}@x") };
+                    let r = c.insert_one(d(json!({"_id": id, "email": email, "w": w}))).await;
+                    answers.push((id, r.map(|_| ()).map_err(|e| e.kind())));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut ok = std::collections::BTreeMap::<String, usize>::new();
+    let mut conflicts = 0;
+    for w in writers {
+        for (id, r) in w.await.unwrap() {
+            match r {
+                Ok(()) => *ok.entry(id).or_default() += 1,
+                Err(ErrorKind::Conflict) => conflicts += 1,
+                Err(other) => panic!("insert {id}: {other:?}"),
+            }
+        }
+    }
+    assert!(ok.values().all(|n| *n == 1), "an id acknowledged twice");
+    assert!(!ok.contains_key("stored"), "a taken id was acknowledged");
+    // What was acknowledged is exactly what is stored.
+    let stored = c.find(&Query::new(Filter::All)).await.unwrap();
+    let mut stored_ids: Vec<String> = stored.iter().map(|d| d["_id"].as_str().unwrap().to_owned()).collect();
+    stored_ids.retain(|i| i != "stored");
+    assert_eq!(stored_ids, ok.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(ok.len() + conflicts, 64 * 50);
+    // Each pair: 44 shared ids and 5 shared emails, one acknowledgement each.
+    assert_eq!(ok.len(), 32 * 49);
+    let emails: std::collections::HashSet<&str> =
+        stored.iter().map(|d| d["email"].as_str().unwrap()).collect();
+    assert_eq!(emails.len(), stored.len(), "the unique index holds");
+    let (statements, documents) = store.insert_statements();
+    assert_eq!(documents, 64 * 50 + 1);
+    assert!(statements < documents, "concurrent inserts shared statements: {statements} for {documents}");
+    eprintln!("{documents} inserts in {statements} statements");
+    store.close().await.unwrap();
+    common::drop_schema(&cfg).await;
+}
