@@ -144,11 +144,11 @@ impl Inner {
     /// Makes an append durable as the sync mode says, then compacts if the log grew large.
     pub(crate) async fn persist(self: &Arc<Self>, name: &str, log: Arc<Log>, seq: u64) -> Result<()> {
         match self.sync {
-            FileSync::Always => self.sync_log(log.clone(), seq, true).await?,
+            FileSync::Always => log.durable(seq).await.map_err(|e| self.fail("writing a log", e))?,
             FileSync::Never => log.sync_to(seq, false).map_err(|e| self.fail("writing a log", e))?,
             FileSync::Debounced(_) => {
                 if log.pending_records() >= MAX_PENDING {
-                    self.sync_log(log.clone(), seq, true).await?;
+                    log.durable(seq).await.map_err(|e| self.fail("writing a log", e))?;
                 }
             }
         }
