@@ -37,6 +37,8 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_IN_FLIGHT: usize = 4;
 
 struct Entry {
+    /// Which writer's (unique per queue).
+    ticket: u64,
     id: Id,
     doc: Document,
     done: oneshot::Sender<Result<()>>,
@@ -46,6 +48,7 @@ struct Entry {
 pub(crate) struct Inserts {
     pending: Mutex<VecDeque<Entry>>,
     in_flight: Arc<Semaphore>,
+    tickets: AtomicU64,
 }
 
 /// How many batched insert statements ran and how many documents they carried (all
@@ -58,13 +61,18 @@ pub(crate) struct Counters {
 
 impl Inserts {
     pub(crate) fn new() -> Inserts {
-        Inserts { pending: Mutex::new(VecDeque::new()), in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) }
+        Inserts {
+            pending: Mutex::new(VecDeque::new()),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            tickets: AtomicU64::new(0),
+        }
     }
 
     /// Inserts one validated document, answering after the statement carrying it committed.
     pub(crate) async fn insert(&self, shared: &Arc<Shared>, name: &str, id: Id, doc: Document) -> Result<()> {
         let (done, mut answer) = oneshot::channel();
-        self.pending.lock().push_back(Entry { id, doc, done });
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().push_back(Entry { ticket, id, doc, done });
         loop {
             let permit = self.in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
             match answer.try_recv() {
@@ -82,9 +90,15 @@ impl Inserts {
                 drop(permit);
                 return answer.await.unwrap_or_else(|_| Err(lost()));
             }
-            let task = tokio::spawn(run(shared.clone(), name.to_owned(), batch, permit));
-            // A panic in the task drops its entries' senders: their writers get `lost()`.
-            let _ = task.await;
+            if batch.len() == 1 && batch[0].ticket == ticket {
+                // Only this writer's own insert: no one else to shield from its cancellation,
+                // so no task hop (a lone writer's latency).
+                run(shared.clone(), name.to_owned(), batch, permit).await;
+            } else {
+                let task = tokio::spawn(run(shared.clone(), name.to_owned(), batch, permit));
+                // A panic in the task drops its entries' senders: their writers get `lost()`.
+                let _ = task.await;
+            }
         }
     }
 }
