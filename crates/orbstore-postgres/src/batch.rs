@@ -9,8 +9,10 @@
 //! batch: the first wins, as if they ran in queue order). While statements are in flight the
 //! queue fills, so batches grow with the load and a lone writer still runs alone.
 //!
-//! When another unique index refuses a row, the statement fails whole (nothing of it written) and
-//! the batch is inserted again document by document, so each writer gets its own answer. Any
+//! When another unique index refuses a row, or batches in flight deadlock on each other's
+//! uncommitted keys (possible through a secondary unique index; rows go in id order, so not
+//! through the primary key), the statement fails whole (nothing of it written) and the batch is
+//! inserted again document by document, so each writer gets its own answer. Any
 //! other failure is every writer's (the statement is atomic: none of them was written, unless
 //! the connection died waiting for the commit's answer, which `Unavailable` already means for a
 //! single insert). The statement runs in a task of its own, so a writer that stops waiting (a
@@ -120,6 +122,14 @@ fn copy(e: &Error) -> Error {
     Error::new(e.kind(), e.message().to_owned())
 }
 
+/// Whether a failed batch statement is retried one document per statement.
+fn one_by_one(e: &tokio_postgres::Error) -> bool {
+    let code = e.code();
+    code == Some(&SqlState::UNIQUE_VIOLATION)
+        || code == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
 /// What a batch's statement came to.
 enum Outcome {
     /// The ids the statement inserted (the others were taken).
@@ -141,8 +151,12 @@ async fn attempt(
             let scope = exec.scope(false).await?;
             let result = match ops::insert_batch(scope.client(), shared, name, distinct).await {
                 Ok(inserted) => Ok(Outcome::Inserted(inserted)),
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    // In queue order, so the first of a repeated id is the one stored.
+                // Another unique index refused a row, or two batches in flight deadlocked on each
+                // other's uncommitted keys (the victim's statement is rolled back whole): one
+                // statement per document, which waits for another's key but holds none that
+                // another waits for, so it cannot deadlock. In queue order, so the first of a
+                // repeated id is the one stored.
+                Err(e) if one_by_one(&e) => {
                     let mut each = Vec::with_capacity(batch.len());
                     for e in batch {
                         each.push(ops::insert_one(scope.client(), shared, name, &e.id, &e.doc).await);
@@ -167,12 +181,15 @@ async fn run(
         let mut seen = HashSet::with_capacity(batch.len());
         batch.iter().map(|e| seen.insert(e.id.as_str())).collect()
     };
-    let distinct: Vec<(&str, &Document)> = batch
+    let mut distinct: Vec<(&str, &Document)> = batch
         .iter()
         .zip(&is_first)
         .filter(|(_, first)| **first)
         .map(|(e, _)| (e.id.as_str(), &e.doc))
         .collect();
+    // In id order, as every batch: two batches in flight then take their primary-key entries in
+    // the same order, and do not deadlock on them.
+    distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut outcome = attempt(&shared, &name, &batch, &distinct).await;
     if outcome.as_ref().is_err_and(is_undefined_table) {
         // Dropped by another handle or process since this one created it: create it again and
