@@ -10,10 +10,21 @@
 //! - `write_batch_100k`: `EventStore::write_batch` of 100k events per backend (compare with each
 //!   backend's raw baseline in its own benchmark).
 //!
-//! Run with `cargo bench -p orbstore-rl --bench rl`.
+//! - `experience_open_1m`: `ExperienceStore::open` over 1M experiences stored in SQLite (one
+//!   agent, distinct 16-hex-digit state hashes, 8 actions), with the resident memory (RSS, from
+//!   `/proc/self/statm`) and the live heap bytes (counted by this benchmark's allocator) the
+//!   opened store holds per experience, printed before the timings. The SQLite file is built once
+//!   and kept (`$ORB_BENCH_DATA`, default the system temp directory) so that repeated runs open
+//!   the same data.
+//!
+//! Run with `cargo bench -p orbstore-rl --bench rl`; `ORB_BENCH_ONLY=sample,open` (a list of
+//! group names' parts) runs only those groups.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore::{BackendConfig, Config};
@@ -21,6 +32,190 @@ use orbstore_rl::{Event, EventStore, Experience, ExperienceStore, QTable, Reward
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::runtime::Runtime;
+
+/// The system allocator, counting the bytes allocated and not yet freed, so that the benchmark
+/// can say how much heap an opened store holds (RSS alone also counts memory the allocator keeps
+/// after transient allocations are freed).
+/// Counting is switched on only around the one open whose heap is measured: a counter shared
+/// by the threads of a timed run would make every allocation contend on its cache line.
+struct Counting;
+
+static LIVE_HEAP: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE_HEAP.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; the counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract is `System::alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: the caller's contract is `System::dealloc`'s.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract is `System::alloc_zeroed`'s.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        // SAFETY: the caller's contract is `System::realloc`'s.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The resident set size, in bytes (0 where `/proc/self/statm` cannot be read).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// How many experiences `experience_open_1m` opens.
+const OPEN_N: usize = 1_000_000;
+
+/// One experience of the open benchmark's agent: a DQN-style transition between hashed states.
+fn transition(i: usize) -> Experience {
+    let hash = |k: usize| format!("{:016x}", (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut e =
+        Experience::new("agent", &hash(i), &format!("a{}", i % 8), (i % 100) as f64 / 100.0, &hash(i + 1));
+    e.timestamp = 1_700_000_000_000 + i as u64;
+    e.completed = i % 100 == 99;
+    e
+}
+
+/// The SQLite store of the open benchmark, built once (1M experiences) and kept for later runs.
+fn data_path() -> std::path::PathBuf {
+    let dir =
+        std::env::var_os("ORB_BENCH_DATA").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    dir.join("orbstore-bench-experiences-1m-v1.sqlite3")
+}
+
+fn open_data(rt: &Runtime) -> orbstore::Store {
+    let path = data_path();
+    let url = format!("sqlite://{}", path.display());
+    let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).expect("config");
+    rt.block_on(async {
+        let store = orbstore::open(cfg).await.expect("open sqlite");
+        let raw = store.collection(orbstore_rl::EXPERIENCE_COLLECTION).await.expect("collection");
+        let have = raw.count(&orbstore::Filter::all()).await.expect("count") as usize;
+        if have != OPEN_N {
+            eprintln!("experience_open_1m: storing {OPEN_N} experiences in {} (once)", path.display());
+            raw.delete_many(&orbstore::Filter::all()).await.expect("clear");
+            for start in (0..OPEN_N).step_by(20_000) {
+                let docs = (start..start + 20_000)
+                    .map(|i| {
+                        orbstore::to_document(serde_json::to_value(transition(i)).expect("json"))
+                            .expect("document")
+                    })
+                    .collect();
+                raw.insert_many(docs).await.expect("insert");
+            }
+        }
+        store
+    })
+}
+
+/// Where an open's time goes: the backend's read alone (every document, parsed into a
+/// `Document`), sorted by timestamp (as the store read them before) and streamed in `_id` order.
+fn read_breakdown(rt: &Runtime, store: &orbstore::Store) {
+    rt.block_on(async {
+        use futures::StreamExt;
+        let raw = store.collection(orbstore_rl::EXPERIENCE_COLLECTION).await.expect("collection");
+        let start = Instant::now();
+        let docs = raw.find(&orbstore::Query::all().sort_asc("timestamp")).await.expect("find");
+        let sorted = start.elapsed();
+        drop(black_box(docs));
+        let start = Instant::now();
+        let mut stream = raw.find_stream(&orbstore::Query::all()).await.expect("stream");
+        let mut n = 0;
+        while let Some(doc) = stream.next().await {
+            black_box(doc.expect("doc"));
+            n += 1;
+        }
+        let streamed = start.elapsed();
+        assert_eq!(n, OPEN_N);
+        // The same rows read by rusqlite directly: the text alone, then parsed.
+        let path = data_path();
+        let (text, parsed) = tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path).expect("sqlite");
+            let mut stmt = conn.prepare("SELECT id, doc FROM c_experiences ORDER BY id").expect("prepare");
+            let start = Instant::now();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                black_box((row.get_ref(0).expect("id").as_str().ok(), row.get_ref(1).expect("doc").as_str().ok()));
+            }
+            drop(rows);
+            let text = start.elapsed();
+            let start = Instant::now();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                let doc = row.get_ref(1).expect("doc").as_str().expect("text");
+                black_box(serde_json::from_str::<orbstore::Document>(doc).expect("json"));
+            }
+            (text, start.elapsed())
+        })
+        .await
+        .expect("raw read");
+        println!(
+            "experience_open_1m/read: find sorted by timestamp {sorted:.2?}; find_stream in _id order {streamed:.2?}; \
+             rusqlite alone: rows {text:.2?}, rows parsed into documents {parsed:.2?}"
+        );
+    });
+}
+
+fn opening(c: &mut Criterion, rt: &Runtime) {
+    let store = open_data(rt);
+    // Once outside the timings: what an opened store holds.
+    COUNTING.store(true, Ordering::Relaxed);
+    let (rss0, heap0) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
+    let start = Instant::now();
+    let xs = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+    let took = start.elapsed();
+    let (rss1, heap1) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
+    COUNTING.store(false, Ordering::Relaxed);
+    assert_eq!(xs.len(), OPEN_N);
+    let per = |a: f64, b: f64| (b - a) / OPEN_N as f64;
+    println!(
+        "experience_open_1m/memory: first open {took:.2?} (allocations counted), resident {:.0} B/experience (RSS {} MB -> {} MB), live heap {:.0} B/experience",
+        per(rss0 as f64, rss1 as f64),
+        rss0 >> 20,
+        rss1 >> 20,
+        per(heap0 as f64, heap1 as f64)
+    );
+    drop(xs);
+    read_breakdown(rt, &store);
+    let mut g = c.benchmark_group("experience_open_1m");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(OPEN_N as u64));
+    g.bench_function("sqlite_memory_mode", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let xs = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+                total += start.elapsed();
+                drop(black_box(xs));
+            }
+            total
+        })
+    });
+    g.finish();
+    rt.block_on(store.close()).expect("close");
+}
 
 fn sampling(c: &mut Criterion, rt: &Runtime) {
     let store = rt.block_on(orbstore::open(Config::new(BackendConfig::Memory))).expect("open");
@@ -161,6 +356,9 @@ fn benches(c: &mut Criterion) {
     let only = std::env::var("ORB_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only.contains("sample") {
         sampling(c, &rt);
+    }
+    if only.is_empty() || only.contains("open") {
+        opening(c, &rt);
     }
     if only.is_empty() || only.contains("qtable") {
         qtable_updates(c, &rt);
