@@ -153,6 +153,31 @@ pub(crate) fn page(
     Ok(page)
 }
 
+/// Up to `rows` stored documents' texts with `_id` greater than `after` (`""` for all), in `_id`
+/// order, unparsed, and the `_id` the next page starts after (`None` at the end).
+pub(crate) fn page_text(
+    conn: &Connection,
+    name: &str,
+    meta: Option<&CollMeta>,
+    after: &str,
+    rows: u64,
+) -> Result<(Vec<String>, Option<Id>)> {
+    if meta.is_none() {
+        return Ok((Vec::new(), None));
+    }
+    let text = format!("SELECT id, doc FROM {} WHERE id > ? ORDER BY id LIMIT ?", table(name));
+    let mut stmt = conn.prepare_cached(&text).ctx("prepare a page")?;
+    let limit = i64::try_from(rows).unwrap_or(i64::MAX);
+    let mut cursor = stmt.query(params![after, limit]).ctx("read a page")?;
+    let (mut texts, mut last) = (Vec::new(), None);
+    while let Some(row) = cursor.next().ctx("read a row")? {
+        last = Some(row.get::<_, String>(0).ctx("read an id")?);
+        texts.push(row.get::<_, String>(1).ctx("read a document")?);
+    }
+    let next = if (texts.len() as u64) < rows { None } else { last };
+    Ok((texts, next))
+}
+
 /// The document with this id.
 pub(crate) fn find_by_id(
     conn: &Connection,
