@@ -15,7 +15,10 @@
 //!   `/proc/self/statm`) and the live heap bytes (counted by this benchmark's allocator) the
 //!   opened store holds per experience, printed before the timings. The SQLite file is built once
 //!   and kept (`$ORB_BENCH_DATA`, default the system temp directory) so that repeated runs open
-//!   the same data.
+//!   the same data. Beside it the disk-backed mode (`DiskExperienceStore`), and the backend's
+//!   read alone (`experience_open_1m/read`);
+//! - `sample_32_of_1m_sqlite`: `sample(32)` over those 1M, in memory mode and disk-backed (the
+//!   32 read from SQLite by id in one read);
 //!
 //! Run with `cargo bench -p orbstore-rl --bench rl`; `ORB_BENCH_ONLY=sample,open` (a list of
 //! group names' parts) runs only those groups.
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore::{BackendConfig, Config};
-use orbstore_rl::{Event, EventStore, Experience, ExperienceStore, QTable, Rewards};
+use orbstore_rl::{DiskExperienceStore, Event, EventStore, Experience, ExperienceStore, QTable, Rewards};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::runtime::Runtime;
@@ -176,24 +179,43 @@ fn read_breakdown(rt: &Runtime, store: &orbstore::Store) {
     });
 }
 
-fn opening(c: &mut Criterion, rt: &Runtime) {
-    let store = open_data(rt);
-    // Once outside the timings: what an opened store holds.
+/// Opens a store once outside the timings and prints what it holds: the resident memory and
+/// live heap it added, per experience.
+fn held<S>(label: &str, open: impl FnOnce() -> S, len: impl Fn(&S) -> usize) -> S {
     COUNTING.store(true, Ordering::Relaxed);
     let (rss0, heap0) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
     let start = Instant::now();
-    let xs = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+    let xs = open();
     let took = start.elapsed();
     let (rss1, heap1) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
     COUNTING.store(false, Ordering::Relaxed);
-    assert_eq!(xs.len(), OPEN_N);
+    assert_eq!(len(&xs), OPEN_N);
     let per = |a: f64, b: f64| (b - a) / OPEN_N as f64;
     println!(
-        "experience_open_1m/memory: first open {took:.2?} (allocations counted), resident {:.0} B/experience (RSS {} MB -> {} MB), live heap {:.0} B/experience",
+        "experience_open_1m/{label}: first open {took:.2?} (allocations counted), resident {:.0} B/experience \
+         (RSS {} MB -> {} MB), live heap {:.0} B/experience",
         per(rss0 as f64, rss1 as f64),
         rss0 >> 20,
         rss1 >> 20,
         per(heap0 as f64, heap1 as f64)
+    );
+    xs
+}
+
+fn opening(c: &mut Criterion, rt: &Runtime) {
+    let store = open_data(rt);
+    // Memory first: the resident figure of the first open in a process is the fair one (later
+    // ones find memory the allocator kept from earlier ones).
+    let xs = held(
+        "memory",
+        || rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences"),
+        ExperienceStore::len,
+    );
+    drop(xs);
+    let xs = held(
+        "disk_backed",
+        || rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences"),
+        DiskExperienceStore::len,
     );
     drop(xs);
     read_breakdown(rt, &store);
@@ -213,7 +235,42 @@ fn opening(c: &mut Criterion, rt: &Runtime) {
             total
         })
     });
+    g.bench_function("sqlite_disk_backed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let xs = rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences");
+                total += start.elapsed();
+                drop(black_box(xs));
+            }
+            total
+        })
+    });
     g.finish();
+    rt.block_on(store.close()).expect("close");
+}
+
+/// `sample(32)` over the open benchmark's 1M experiences in SQLite, in memory mode and in the
+/// disk-backed mode (ids chosen in memory, the 32 read in one `_id $in` read).
+fn sqlite_sampling(c: &mut Criterion, rt: &Runtime) {
+    let store = open_data(rt);
+    let memory = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+    let disk = rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences");
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut g = c.benchmark_group("sample_32_of_1m_sqlite");
+    g.bench_function("memory_mode_uniform", |b| b.iter(|| black_box(memory.sample("agent", 32, &mut rng))));
+    g.bench_function("memory_mode_prioritized", |b| {
+        b.iter(|| black_box(memory.sample_prioritized("agent", 32, &mut rng)))
+    });
+    g.bench_function("disk_backed_uniform", |b| {
+        b.iter(|| black_box(rt.block_on(disk.sample("agent", 32, &mut rng)).expect("sample")))
+    });
+    g.bench_function("disk_backed_prioritized", |b| {
+        b.iter(|| black_box(rt.block_on(disk.sample_prioritized("agent", 32, &mut rng)).expect("sample")))
+    });
+    g.finish();
+    drop((memory, disk));
     rt.block_on(store.close()).expect("close");
 }
 
@@ -230,6 +287,9 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
     });
     let raw: Vec<Arc<Experience>> =
         (0..1_000_000).map(|i| Arc::new(Experience::new("u", "s", "a", i as f64, "t"))).collect();
+    // What `sample` returns now: owned experiences, built from the compact index. The raw
+    // baseline of building them: cloning 32 of a `Vec` of 1M.
+    let owned: Vec<Experience> = raw.iter().map(|e| (**e).clone()).collect();
     let mut rng = StdRng::seed_from_u64(1);
     let mut g = c.benchmark_group("sample_32_of_1m");
     g.bench_function("raw_vec_index_sample", |b| {
@@ -237,6 +297,15 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
             let picked: Vec<Arc<Experience>> = rand::seq::index::sample(&mut rng, raw.len(), 32)
                 .into_iter()
                 .map(|i| raw[i].clone())
+                .collect();
+            black_box(picked)
+        })
+    });
+    g.bench_function("raw_vec_index_sample_cloned", |b| {
+        b.iter(|| {
+            let picked: Vec<Experience> = rand::seq::index::sample(&mut rng, owned.len(), 32)
+                .into_iter()
+                .map(|i| owned[i].clone())
                 .collect();
             black_box(picked)
         })
@@ -356,6 +425,7 @@ fn benches(c: &mut Criterion) {
     let only = std::env::var("ORB_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only.contains("sample") {
         sampling(c, &rt);
+        sqlite_sampling(c, &rt);
     }
     if only.is_empty() || only.contains("open") {
         opening(c, &rt);
