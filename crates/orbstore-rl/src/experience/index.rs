@@ -553,7 +553,7 @@ mod tests {
             next_state: "n",
             reward: t as f64,
             timestamp: t,
-            completed: t % 2 == 0,
+            completed: t.is_multiple_of(2),
             watch_duration: None,
         }
     }

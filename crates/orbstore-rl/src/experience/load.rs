@@ -46,6 +46,67 @@ struct Row<'a> {
     priority: Option<Value>,
 }
 
+/// A page of stored experiences read and parsed on the reading task.
+struct Page {
+    /// The strings of the page's parsed experiences, one after another.
+    text: String,
+    items: Vec<Item>,
+}
+
+/// One stored experience of a [`Page`].
+enum Item {
+    /// Parsed from its text: its strings are in the page's `text`.
+    Parsed(Parsed),
+    /// As the backend parsed it.
+    Doc(Document),
+}
+
+/// An experience parsed from its text.
+struct Parsed {
+    /// Where its id, user, state, action and next state are in the page's `text`.
+    spans: [(u32, u32); 5],
+    reward: f64,
+    timestamp: u64,
+    completed: bool,
+    watch_duration: Option<f64>,
+    priority: Option<f64>,
+}
+
+/// Parses a page's texts (a page is a thousand documents: its strings stay far below the 4 GiB
+/// its 32-bit offsets can address).
+fn parse_page(docs: Vec<Result<StoredDocument>>) -> Result<Page> {
+    let mut page = Page { text: String::new(), items: Vec::with_capacity(docs.len()) };
+    for doc in docs {
+        match doc? {
+            StoredDocument::Json(t) => {
+                let row: Row<'_> = serde_json::from_str(&t).map_err(|e| unreadable_text(&t, &e))?;
+                let mut span = |s: &str| {
+                    let start = page.text.len() as u32;
+                    page.text.push_str(s);
+                    (start, s.len() as u32)
+                };
+                let spans = [
+                    span(&row.id),
+                    span(&row.user),
+                    span(&row.state),
+                    span(&row.action),
+                    span(&row.next_state),
+                ];
+                page.items.push(Item::Parsed(Parsed {
+                    spans,
+                    reward: row.reward,
+                    timestamp: row.timestamp,
+                    completed: row.completed,
+                    watch_duration: row.watch_duration,
+                    priority: row.priority.as_ref().and_then(valid_priority),
+                }));
+            }
+            StoredDocument::Parsed(doc) => page.items.push(Item::Doc(doc)),
+        }
+    }
+    Ok(page)
+}
+
 /// Reads every stored experience into a new index (`payload`: memory mode). Each user's
 /// experiences are then attached oldest first (timestamp, then id), so that the eviction order
 /// and the highest priority seen are those of the stored order.
@@ -56,32 +117,53 @@ pub(super) async fn load(raw: &CollectionRef, payload: bool) -> Result<Index> {
     // No sort: `_id` order is the one every backend streams page by page; timestamp order is
     // restored below (a stable sort, so equal timestamps stay in `_id` order, as a sort by
     // timestamp then `_id` gives).
-    let mut docs = raw.find_stored_stream(&Query::all()).await?;
+    let docs = raw.find_stored_stream(&Query::all()).await?;
+    // Reading and parsing run on a task of their own, a page or two ahead of the inserts here:
+    // with two threads, the backend's read and the JSON parsing overlap the index's inserts.
+    let (tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page>>(2);
+    let reader = tokio::spawn(async move {
+        // The items ready at once: a backend's page.
+        let mut chunks = docs.ready_chunks(1024);
+        while let Some(chunk) = chunks.next().await {
+            let page = parse_page(chunk);
+            let failed = page.is_err();
+            // A send fails when the open gave up (an error, or its future dropped): stop reading.
+            if tx.send(page).await.is_err() || failed {
+                return;
+            }
+        }
+    });
     let mut order: Vec<(u64, u32, f64)> = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-    while let Some(doc) = docs.next().await {
-        let (slot, timestamp, priority) = match doc? {
-            StoredDocument::Json(text) => {
-                let row: Row<'_> = serde_json::from_str(&text).map_err(|e| unreadable_text(&text, &e))?;
-                let f = Fields {
-                    id: &row.id,
-                    user: &row.user,
-                    state: &row.state,
-                    action: &row.action,
-                    next_state: &row.next_state,
-                    reward: row.reward,
-                    timestamp: row.timestamp,
-                    completed: row.completed,
-                    watch_duration: row.watch_duration,
-                };
-                (index.store(&f)?, row.timestamp, row.priority.as_ref().and_then(valid_priority))
-            }
-            StoredDocument::Parsed(doc) => {
-                let (f, priority) = read(&doc, payload)?;
-                (index.store(&f)?, f.timestamp, priority)
-            }
-        };
-        order.push((timestamp, slot, priority.unwrap_or(f64::NAN)));
+    while let Some(page) = pages.recv().await {
+        let page = page?;
+        for item in &page.items {
+            let (slot, timestamp, priority) = match item {
+                Item::Parsed(p) => {
+                    let [id, user, state, action, next_state] =
+                        p.spans.map(|(start, len)| &page.text[start as usize..start as usize + len as usize]);
+                    let f = Fields {
+                        id,
+                        user,
+                        state,
+                        action,
+                        next_state,
+                        reward: p.reward,
+                        timestamp: p.timestamp,
+                        completed: p.completed,
+                        watch_duration: p.watch_duration,
+                    };
+                    (index.store(&f)?, p.timestamp, p.priority)
+                }
+                Item::Doc(doc) => {
+                    let (f, priority) = read(doc, payload)?;
+                    (index.store(&f)?, f.timestamp, priority)
+                }
+            };
+            order.push((timestamp, slot, priority.unwrap_or(f64::NAN)));
+        }
     }
+    // The channel also closes when the reading task panicked: that is an error, not the end.
+    reader.await.map_err(|e| Error::backend("reading the stored experiences failed", e))?;
     order.sort_by_key(|&(t, ..)| t);
     for (_, slot, p) in order {
         index.attach(slot, (!p.is_nan()).then_some(p));
