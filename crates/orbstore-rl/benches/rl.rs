@@ -279,6 +279,12 @@ fn sqlite_sampling(c: &mut Criterion, rt: &Runtime) {
     g.bench_function("memory_mode_prioritized", |b| {
         b.iter(|| black_box(memory.sample_prioritized("agent", 32, &mut rng)))
     });
+    g.bench_function("memory_mode_uniform_batch", |b| {
+        b.iter(|| black_box(memory.sample_batch("agent", 32, &mut rng)))
+    });
+    g.bench_function("memory_mode_prioritized_batch", |b| {
+        b.iter(|| black_box(memory.sample_prioritized_batch("agent", 32, &mut rng)))
+    });
     g.bench_function("disk_backed_uniform", |b| {
         b.iter(|| black_box(rt.block_on(disk.sample("agent", 32, &mut rng)).expect("sample")))
     });
@@ -329,6 +335,12 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
     g.bench_function("orbstore_rl_uniform", |b| b.iter(|| black_box(xs.sample("u", 32, &mut rng))));
     g.bench_function("orbstore_rl_prioritized", |b| {
         b.iter(|| black_box(xs.sample_prioritized("u", 32, &mut rng)))
+    });
+    g.bench_function("orbstore_rl_uniform_batch", |b| {
+        b.iter(|| black_box(xs.sample_batch("u", 32, &mut rng)))
+    });
+    g.bench_function("orbstore_rl_prioritized_batch", |b| {
+        b.iter(|| black_box(xs.sample_prioritized_batch("u", 32, &mut rng)))
     });
     g.finish();
 }

@@ -32,7 +32,8 @@ mod views;
 pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
 pub use events::{ActionMetadata, Event, EventStore, Rewards, EVENT_COLLECTION, METADATA_COLLECTION};
 pub use experience::{
-    DiskExperienceStore, Experience, ExperienceStats, ExperienceStore, EXPERIENCE_COLLECTION,
+    DiskExperienceStore, Experience, ExperienceBatch, ExperienceRef, ExperienceStats, ExperienceStore,
+    EXPERIENCE_COLLECTION,
 };
 pub use luna::{LunaPreferenceStore, LunaProfile, LUNA_PROFILE_COLLECTION, LUNA_USER_COLLECTION};
 pub use metrics::{LearningMetrics, Metric, METRICS_COLLECTION};

@@ -273,6 +273,12 @@ async fn experiences_are_queried_sampled_evicted_and_survive_a_restart(t: Target
     let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
     assert_eq!((s.len(), distinct.len()), (32, 32), "without replacement");
     assert_eq!(xs.sample("u2", 10, &mut rng).len(), 1);
+    // A batch holds the same experiences, borrowed from one buffer.
+    let batch = xs.sample_batch("u1", 32, &mut rng);
+    assert_eq!(batch.len(), 32);
+    for e in batch.iter() {
+        assert_eq!(xs.get(e.id), Some(e.to_experience()), "{}", t.name);
+    }
     let first = xs.by_user("u1")[0].id.clone();
     assert_eq!(xs.get(&first).unwrap().state, "s10");
     if let Some(store) = t.reopen().await {
@@ -412,6 +418,12 @@ async fn prioritized_sampling_follows_the_priorities() {
     let newest = xs.recent("u", 1)[0].id.clone();
     let d = xs.sample_prioritized("u", 1900, &mut rng);
     assert!(d.iter().any(|(e, p)| e.id == newest && *p == 9.0));
+    let b = xs.sample_prioritized_batch("u", 1900, &mut rng);
+    assert!(b.iter().any(|e| e.id == newest && e.priority == 9.0));
+    assert_eq!(
+        b.iter().filter(|e| e.id == ids[1]).count() + b.iter().filter(|e| e.id != ids[1]).count(),
+        1900
+    );
 }
 
 /// Priorities are saved into the experiences' documents and read back at open: a reopened

@@ -203,6 +203,49 @@ impl Index {
         }
     }
 
+    /// Writes the experiences in `picks` (slot, priority) into a batch (memory mode). In passes
+    /// over all of them (the fixed-size fields, then the strings), so that the memory reads of
+    /// different experiences overlap rather than wait on one another.
+    pub(crate) fn fill_batch(&self, picks: &[(u32, f64)], out: &mut super::batch::ExperienceBatch) {
+        let s = &self.slots;
+        let fixed: Vec<(Key, [Sym; 4], f64, u64, u8, f64)> = picks
+            .iter()
+            .map(|&(slot, _)| {
+                let i = slot as usize;
+                let [state, action, next] = s.text[i];
+                (
+                    self.key(slot),
+                    [s.user[i], state, action, next],
+                    s.reward[i],
+                    s.timestamp[i],
+                    s.flags[i],
+                    s.watch[i],
+                )
+            })
+            .collect();
+        out.rows.reserve(picks.len());
+        for (&(_, priority), (key, syms, reward, timestamp, flags, watch)) in picks.iter().zip(fixed) {
+            let span = |text: &mut String, v: &str| {
+                let start = text.len() as u32;
+                text.push_str(v);
+                (start, v.len() as u32)
+            };
+            let id = match key {
+                Key::Uuid(v) => span(&mut out.text, super::key::format_uuid(v, &mut [0; 36])),
+                Key::Named(sym) => span(&mut out.text, self.strings.get(sym)),
+            };
+            let [user, state, action, next] = syms.map(|sym| span(&mut out.text, self.strings.get(sym)));
+            out.rows.push(super::batch::Row {
+                spans: [id, user, state, action, next],
+                reward,
+                timestamp,
+                completed: flags & COMPLETED != 0,
+                watch_duration: (!watch.is_nan()).then_some(watch),
+                priority,
+            });
+        }
+    }
+
     /// Interns the strings an experience needs beyond its user: its id if named, its state,
     /// action and next state in memory mode. On failure nothing stays interned.
     fn intern_payload(&mut self, f: &Fields<'_>) -> Result<(Key, [Sym; 3])> {

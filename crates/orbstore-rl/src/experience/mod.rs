@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::qtable::now_ms;
 
+mod batch;
 mod buffer;
 mod disk;
 mod index;
@@ -24,6 +25,7 @@ mod load;
 mod priorities;
 mod strings;
 
+pub use batch::{ExperienceBatch, ExperienceRef};
 pub use disk::DiskExperienceStore;
 
 use buffer::Buffer;
@@ -169,6 +171,31 @@ impl ExperienceStore {
     pub fn sample<R: Rng + ?Sized>(&self, user: &str, n: usize, rng: &mut R) -> Vec<Experience> {
         let idx = self.buffer.index.lock();
         idx.sample(user, n, rng).into_iter().map(|slot| idx.experience(slot)).collect()
+    }
+
+    /// The same draw as [`ExperienceStore::sample`], as a batch: the experiences' strings in one
+    /// buffer instead of five `String`s each, for a training step that samples every step.
+    pub fn sample_batch<R: Rng + ?Sized>(&self, user: &str, n: usize, rng: &mut R) -> ExperienceBatch {
+        let idx = self.buffer.index.lock();
+        let picks: Vec<(u32, f64)> = idx.sample(user, n, rng).into_iter().map(|slot| (slot, 0.0)).collect();
+        let mut batch = ExperienceBatch::default();
+        idx.fill_batch(&picks, &mut batch);
+        batch
+    }
+
+    /// The same draw as [`ExperienceStore::sample_prioritized`], as a batch (each experience with
+    /// its priority).
+    pub fn sample_prioritized_batch<R: Rng + ?Sized>(
+        &self,
+        user: &str,
+        n: usize,
+        rng: &mut R,
+    ) -> ExperienceBatch {
+        let idx = self.buffer.index.lock();
+        let picks = idx.sample_prioritized(user, n, rng);
+        let mut batch = ExperienceBatch::default();
+        idx.fill_batch(&picks, &mut batch);
+        batch
     }
 
     /// `n` of a user's experiences drawn in proportion to their priorities (stratified: one draw
