@@ -248,6 +248,30 @@ mod tests {
         assert!(!m.contains("cargo feature"), "{m}");
     }
 
+    /// The layers `from_env()` stacks (schema validation, metrics, breaker, retry, a read cache)
+    /// pass `find_stored_stream` through, so a reader over the default stack still gets
+    /// SQLite's stored texts (the replay buffer's open depends on it).
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn the_stack_hands_over_stored_texts() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.sqlite3").display());
+        let vars: HashMap<&str, String> =
+            HashMap::from([("DATABASE_URL", url), ("PERSISTENCE_CACHE_SIZE", "10".to_owned())]);
+        let stacked = from_lookup_stacked(|k| vars.get(k).cloned()).await.unwrap();
+        let c = stacked.store.collection("t").await.unwrap();
+        c.insert_many(vec![orbstore_core::to_document(serde_json::json!({"_id": "a", "n": 1})).unwrap()])
+            .await
+            .unwrap();
+        let items: Vec<_> = c.find_stored_stream(&orbstore_core::Query::all()).await.unwrap().collect().await;
+        assert!(
+            matches!(items.as_slice(), [Ok(orbstore_core::StoredDocument::Json(t))] if t.contains("\"n\"")),
+            "{items:?}"
+        );
+        stacked.store.close().await.unwrap();
+    }
+
     #[cfg(feature = "file")]
     #[tokio::test]
     async fn default_is_the_file_backend_in_orb_data_dir() {

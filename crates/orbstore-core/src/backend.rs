@@ -22,6 +22,20 @@ use crate::update::Update;
 /// A stream of documents, for exports and other reads too large to hold at once.
 pub type DocumentStream = BoxStream<'static, Result<Document>>;
 
+/// A stored document as a backend has it at hand: a backend keeping documents as JSON text
+/// hands the text over unparsed, for a reader that deserializes it straight into its own types
+/// (a `Document` costs an allocation per key and string value).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredDocument {
+    /// The document's JSON text (an object).
+    Json(String),
+    /// The document, parsed.
+    Parsed(Document),
+}
+
+/// A stream of [`StoredDocument`]s ([`Collection::find_stored_stream`]).
+pub type StoredDocumentStream = BoxStream<'static, Result<StoredDocument>>;
+
 /// A shared handle to a collection.
 pub type CollectionRef = Arc<dyn Collection>;
 
@@ -306,6 +320,15 @@ pub trait Collection: Send + Sync + fmt::Debug {
 
     /// The same documents as [`Collection::find`], in the same order, as a stream.
     async fn find_stream(&self, query: &Query) -> Result<DocumentStream>;
+
+    /// The same documents as [`Collection::find_stream`], in the same order, each as its JSON
+    /// text or parsed, whichever the backend has at hand: a text parses into the document
+    /// `find_stream` returns. The default streams `find_stream`'s documents, parsed; a backend
+    /// storing text may hand it over instead (SQLite does for a whole scan in `_id` order).
+    async fn find_stored_stream(&self, query: &Query) -> Result<StoredDocumentStream> {
+        use futures::StreamExt;
+        Ok(self.find_stream(query).await?.map(|d| d.map(StoredDocument::Parsed)).boxed())
+    }
 
     /// Applies the update to the first matching document in `_id` order and returns how many
     /// documents matched (0 or 1). No match returns 0 and changes nothing. An update that cannot

@@ -23,8 +23,8 @@ mod update;
 
 pub use backend::{
     Capabilities, CleanupReport, Collection, CollectionRef, CollectionStats, CompactReport, DocumentStream,
-    HealthReport, IndexSpec, Orphan, PersistenceBackend, StorageStats, Transaction, Upserted,
-    QUARANTINE_KEEP,
+    HealthReport, IndexSpec, Orphan, PersistenceBackend, StorageStats, StoredDocument, StoredDocumentStream,
+    Transaction, Upserted, QUARANTINE_KEEP,
 };
 pub use config::{
     parse_bool, BackendConfig, Config, FileConfig, FileSync, MongoConfig, MongoQueryMode, Origin,

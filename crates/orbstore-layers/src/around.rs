@@ -223,6 +223,11 @@ impl<A: Around> Collection for AroundCollection<A> {
         self.layer.call(self.op("find_stream", false, true), || c.find_stream(query)).await
     }
 
+    async fn find_stored_stream(&self, query: &Query) -> Result<orbstore_core::StoredDocumentStream> {
+        let c = &self.inner;
+        self.layer.call(self.op("find_stored_stream", false, true), || c.find_stored_stream(query)).await
+    }
+
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
         let c = &self.inner;
         self.layer.call(self.op("update_one", true, false), || c.update_one(filter, update)).await

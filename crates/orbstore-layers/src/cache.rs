@@ -450,6 +450,10 @@ impl Collection for CacheCollection {
         self.inner.find_stream(query).await
     }
 
+    async fn find_stored_stream(&self, query: &Query) -> Result<orbstore_core::StoredDocumentStream> {
+        self.inner.find_stored_stream(query).await
+    }
+
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
         self.write(Invalidate::filter(filter), self.inner.update_one(filter, update)).await
     }

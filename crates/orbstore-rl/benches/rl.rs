@@ -10,17 +10,291 @@
 //! - `write_batch_100k`: `EventStore::write_batch` of 100k events per backend (compare with each
 //!   backend's raw baseline in its own benchmark).
 //!
-//! Run with `cargo bench -p orbstore-rl --bench rl`.
+//! - `experience_open_1m`: `ExperienceStore::open` over 1M experiences stored in SQLite (one
+//!   agent, distinct 16-hex-digit state hashes, 8 actions), with the resident memory (RSS, from
+//!   `/proc/self/statm`) and the live heap bytes (counted by this benchmark's allocator) the
+//!   opened store holds per experience, printed before the timings. The SQLite file is built once
+//!   and kept (`$ORB_BENCH_DATA`, default the system temp directory) so that repeated runs open
+//!   the same data. Beside it the disk-backed mode (`DiskExperienceStore`), and the backend's
+//!   read alone (`experience_open_1m/read`);
+//! - `sample_32_of_1m_sqlite`: `sample(32)` over those 1M, in memory mode and disk-backed (the
+//!   32 read from SQLite by id in one read);
+//!
+//! Run with `cargo bench -p orbstore-rl --bench rl`; `ORB_BENCH_ONLY=sample,open` (a list of
+//! group names' parts) runs only those groups.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore::{BackendConfig, Config};
-use orbstore_rl::{Event, EventStore, Experience, ExperienceStore, QTable, Rewards};
+use orbstore_rl::{DiskExperienceStore, Event, EventStore, Experience, ExperienceStore, QTable, Rewards};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::runtime::Runtime;
+
+/// The system allocator, counting the bytes allocated and not yet freed, so that the benchmark
+/// can say how much heap an opened store holds (RSS alone also counts memory the allocator keeps
+/// after transient allocations are freed).
+/// Counting is switched on only around the one open whose heap is measured: a counter shared
+/// by the threads of a timed run would make every allocation contend on its cache line.
+struct Counting;
+
+static LIVE_HEAP: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE_HEAP.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; the counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract is `System::alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: the caller's contract is `System::dealloc`'s.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract is `System::alloc_zeroed`'s.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        // SAFETY: the caller's contract is `System::realloc`'s.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The resident set size in bytes: anonymous memory (the heap: what the store holds, and what
+/// the allocator kept) and file-backed pages (here mostly SQLite's memory map of the database,
+/// shared with the page cache and reclaimable), from `/proc/self/status` (0 where unreadable).
+fn rss_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (kb("RssAnon:") * 1024, kb("RssFile:") * 1024)
+}
+
+/// How many experiences `experience_open_1m` opens.
+const OPEN_N: usize = 1_000_000;
+
+/// One experience of the open benchmark's agent: a DQN-style transition between hashed states.
+fn transition(i: usize) -> Experience {
+    let hash = |k: usize| format!("{:016x}", (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut e =
+        Experience::new("agent", &hash(i), &format!("a{}", i % 8), (i % 100) as f64 / 100.0, &hash(i + 1));
+    e.timestamp = 1_700_000_000_000 + i as u64;
+    e.completed = i % 100 == 99;
+    e
+}
+
+/// The SQLite store of the open benchmark, built once (1M experiences) and kept for later runs.
+fn data_path() -> std::path::PathBuf {
+    let dir =
+        std::env::var_os("ORB_BENCH_DATA").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    dir.join("orbstore-bench-experiences-1m-v1.sqlite3")
+}
+
+fn open_data(rt: &Runtime) -> orbstore::Store {
+    let path = data_path();
+    let url = format!("sqlite://{}", path.display());
+    let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).expect("config");
+    rt.block_on(async {
+        let store = orbstore::open(cfg).await.expect("open sqlite");
+        let raw = store.collection(orbstore_rl::EXPERIENCE_COLLECTION).await.expect("collection");
+        let have = raw.count(&orbstore::Filter::all()).await.expect("count") as usize;
+        if have != OPEN_N {
+            eprintln!("experience_open_1m: storing {OPEN_N} experiences in {} (once)", path.display());
+            raw.delete_many(&orbstore::Filter::all()).await.expect("clear");
+            for start in (0..OPEN_N).step_by(20_000) {
+                let docs = (start..start + 20_000)
+                    .map(|i| {
+                        orbstore::to_document(serde_json::to_value(transition(i)).expect("json"))
+                            .expect("document")
+                    })
+                    .collect();
+                raw.insert_many(docs).await.expect("insert");
+            }
+        }
+        store
+    })
+}
+
+/// Where an open's time goes: the backend's read alone (every document, parsed into a
+/// `Document`), sorted by timestamp (as the store read them before) and streamed in `_id` order.
+fn read_breakdown(rt: &Runtime, store: &orbstore::Store) {
+    rt.block_on(async {
+        use futures::StreamExt;
+        let raw = store.collection(orbstore_rl::EXPERIENCE_COLLECTION).await.expect("collection");
+        let start = Instant::now();
+        black_box(raw.count(&orbstore::Filter::all()).await.expect("count"));
+        let counted = start.elapsed();
+        let start = Instant::now();
+        let docs = raw.find(&orbstore::Query::all().sort_asc("timestamp")).await.expect("find");
+        let sorted = start.elapsed();
+        drop(black_box(docs));
+        let start = Instant::now();
+        let mut stream = raw.find_stream(&orbstore::Query::all()).await.expect("stream");
+        let mut n = 0;
+        while let Some(doc) = stream.next().await {
+            black_box(doc.expect("doc"));
+            n += 1;
+        }
+        let streamed = start.elapsed();
+        assert_eq!(n, OPEN_N);
+        // The same rows read by rusqlite directly: the text alone, then parsed.
+        let path = data_path();
+        let (text, parsed) = tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path).expect("sqlite");
+            let mut stmt = conn.prepare("SELECT id, doc FROM c_experiences ORDER BY id").expect("prepare");
+            let start = Instant::now();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                black_box((row.get_ref(0).expect("id").as_str().ok(), row.get_ref(1).expect("doc").as_str().ok()));
+            }
+            drop(rows);
+            let text = start.elapsed();
+            let start = Instant::now();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(row) = rows.next().expect("row") {
+                let doc = row.get_ref(1).expect("doc").as_str().expect("text");
+                black_box(serde_json::from_str::<orbstore::Document>(doc).expect("json"));
+            }
+            (text, start.elapsed())
+        })
+        .await
+        .expect("raw read");
+        println!(
+            "experience_open_1m/read: count {counted:.2?}; find sorted by timestamp {sorted:.2?}; find_stream in _id order {streamed:.2?}; \
+             rusqlite alone: rows {text:.2?}, rows parsed into documents {parsed:.2?}"
+        );
+    });
+}
+
+/// Opens a store once outside the timings and prints what it holds: the resident memory and
+/// live heap it added, per experience.
+fn held<S>(label: &str, open: impl FnOnce() -> S, len: impl Fn(&S) -> usize) -> S {
+    COUNTING.store(true, Ordering::Relaxed);
+    let (rss0, heap0) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
+    let start = Instant::now();
+    let xs = open();
+    let took = start.elapsed();
+    let (rss1, heap1) = (rss_bytes(), LIVE_HEAP.load(Ordering::Relaxed));
+    COUNTING.store(false, Ordering::Relaxed);
+    assert_eq!(len(&xs), OPEN_N);
+    let per = |a: f64, b: f64| (b - a) / OPEN_N as f64;
+    println!(
+        "experience_open_1m/{label}: first open {took:.2?} (allocations counted), resident (anonymous) {:.0} \
+         B/experience (RssAnon {} MB -> {} MB), live heap {:.0} B/experience; file-backed resident {:.0} \
+         B/experience (RssFile {} MB -> {} MB: SQLite's memory map of the database)",
+        per(rss0.0 as f64, rss1.0 as f64),
+        rss0.0 >> 20,
+        rss1.0 >> 20,
+        per(heap0 as f64, heap1 as f64),
+        per(rss0.1 as f64, rss1.1 as f64),
+        rss0.1 >> 20,
+        rss1.1 >> 20,
+    );
+    xs
+}
+
+fn opening(c: &mut Criterion, rt: &Runtime) {
+    let store = open_data(rt);
+    // Memory first: the resident figure of the first open in a process is the fair one (later
+    // ones find memory the allocator kept from earlier ones).
+    let xs = held(
+        "memory",
+        || rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences"),
+        ExperienceStore::len,
+    );
+    drop(xs);
+    let xs = held(
+        "disk_backed",
+        || rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences"),
+        DiskExperienceStore::len,
+    );
+    drop(xs);
+    read_breakdown(rt, &store);
+    let mut g = c.benchmark_group("experience_open_1m");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(OPEN_N as u64));
+    g.bench_function("sqlite_memory_mode", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let xs = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+                total += start.elapsed();
+                drop(black_box(xs));
+            }
+            total
+        })
+    });
+    g.bench_function("sqlite_disk_backed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let xs = rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences");
+                total += start.elapsed();
+                drop(black_box(xs));
+            }
+            total
+        })
+    });
+    g.finish();
+    rt.block_on(store.close()).expect("close");
+}
+
+/// `sample(32)` over the open benchmark's 1M experiences in SQLite, in memory mode and in the
+/// disk-backed mode (ids chosen in memory, the 32 read in one `_id $in` read).
+fn sqlite_sampling(c: &mut Criterion, rt: &Runtime) {
+    let store = open_data(rt);
+    let memory = rt.block_on(ExperienceStore::open(&*store, None)).expect("open experiences");
+    let disk = rt.block_on(DiskExperienceStore::open(&*store, None)).expect("open experiences");
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut g = c.benchmark_group("sample_32_of_1m_sqlite");
+    g.bench_function("memory_mode_uniform", |b| b.iter(|| black_box(memory.sample("agent", 32, &mut rng))));
+    g.bench_function("memory_mode_prioritized", |b| {
+        b.iter(|| black_box(memory.sample_prioritized("agent", 32, &mut rng)))
+    });
+    g.bench_function("memory_mode_uniform_batch", |b| {
+        b.iter(|| black_box(memory.sample_batch("agent", 32, &mut rng)))
+    });
+    g.bench_function("memory_mode_prioritized_batch", |b| {
+        b.iter(|| black_box(memory.sample_prioritized_batch("agent", 32, &mut rng)))
+    });
+    g.bench_function("disk_backed_uniform", |b| {
+        b.iter(|| black_box(rt.block_on(disk.sample("agent", 32, &mut rng)).expect("sample")))
+    });
+    g.bench_function("disk_backed_prioritized", |b| {
+        b.iter(|| black_box(rt.block_on(disk.sample_prioritized("agent", 32, &mut rng)).expect("sample")))
+    });
+    g.finish();
+    drop((memory, disk));
+    rt.block_on(store.close()).expect("close");
+}
 
 fn sampling(c: &mut Criterion, rt: &Runtime) {
     let store = rt.block_on(orbstore::open(Config::new(BackendConfig::Memory))).expect("open");
@@ -35,6 +309,9 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
     });
     let raw: Vec<Arc<Experience>> =
         (0..1_000_000).map(|i| Arc::new(Experience::new("u", "s", "a", i as f64, "t"))).collect();
+    // What `sample` returns now: owned experiences, built from the compact index. The raw
+    // baseline of building them: cloning 32 of a `Vec` of 1M.
+    let owned: Vec<Experience> = raw.iter().map(|e| (**e).clone()).collect();
     let mut rng = StdRng::seed_from_u64(1);
     let mut g = c.benchmark_group("sample_32_of_1m");
     g.bench_function("raw_vec_index_sample", |b| {
@@ -46,9 +323,24 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
             black_box(picked)
         })
     });
+    g.bench_function("raw_vec_index_sample_cloned", |b| {
+        b.iter(|| {
+            let picked: Vec<Experience> = rand::seq::index::sample(&mut rng, owned.len(), 32)
+                .into_iter()
+                .map(|i| owned[i].clone())
+                .collect();
+            black_box(picked)
+        })
+    });
     g.bench_function("orbstore_rl_uniform", |b| b.iter(|| black_box(xs.sample("u", 32, &mut rng))));
     g.bench_function("orbstore_rl_prioritized", |b| {
         b.iter(|| black_box(xs.sample_prioritized("u", 32, &mut rng)))
+    });
+    g.bench_function("orbstore_rl_uniform_batch", |b| {
+        b.iter(|| black_box(xs.sample_batch("u", 32, &mut rng)))
+    });
+    g.bench_function("orbstore_rl_prioritized_batch", |b| {
+        b.iter(|| black_box(xs.sample_prioritized_batch("u", 32, &mut rng)))
     });
     g.finish();
 }
@@ -161,6 +453,10 @@ fn benches(c: &mut Criterion) {
     let only = std::env::var("ORB_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only.contains("sample") {
         sampling(c, &rt);
+        sqlite_sampling(c, &rt);
+    }
+    if only.is_empty() || only.contains("open") {
+        opening(c, &rt);
     }
     if only.is_empty() || only.contains("qtable") {
         qtable_updates(c, &rt);

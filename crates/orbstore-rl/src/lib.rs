@@ -31,7 +31,10 @@ mod views;
 
 pub use config_store::{ConfigEntry, ConfigStore, CONFIG_COLLECTION};
 pub use events::{ActionMetadata, Event, EventStore, Rewards, EVENT_COLLECTION, METADATA_COLLECTION};
-pub use experience::{Experience, ExperienceStats, ExperienceStore, EXPERIENCE_COLLECTION};
+pub use experience::{
+    DiskExperienceStore, Experience, ExperienceBatch, ExperienceRef, ExperienceStats, ExperienceStore,
+    EXPERIENCE_COLLECTION,
+};
 pub use luna::{LunaPreferenceStore, LunaProfile, LUNA_PROFILE_COLLECTION, LUNA_USER_COLLECTION};
 pub use metrics::{LearningMetrics, Metric, METRICS_COLLECTION};
 pub use policy::{Policy, PolicyStore, POLICY_COLLECTION};

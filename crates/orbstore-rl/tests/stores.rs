@@ -114,6 +114,8 @@ macro_rules! on_every_backend {
 on_every_backend!(
     qtable_learns_by_the_formula_and_survives_a_restart,
     experiences_are_queried_sampled_evicted_and_survive_a_restart,
+    disk_backed_experiences_are_the_stored_ones_and_keep_their_priorities,
+    experiences_of_one_time_are_ordered_by_id_as_the_collection_sorts_them,
     profiles_decay_exploration_and_keep_their_counts,
     metrics_are_queried_by_type_and_time,
     twenty_concurrent_policy_saves_leave_one_active_version_and_a_lineage,
@@ -272,6 +274,12 @@ async fn experiences_are_queried_sampled_evicted_and_survive_a_restart(t: Target
     let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
     assert_eq!((s.len(), distinct.len()), (32, 32), "without replacement");
     assert_eq!(xs.sample("u2", 10, &mut rng).len(), 1);
+    // A batch holds the same experiences, borrowed from one buffer.
+    let batch = xs.sample_batch("u1", 32, &mut rng);
+    assert_eq!(batch.len(), 32);
+    for e in batch.iter() {
+        assert_eq!(xs.get(e.id), Some(e.to_experience()), "{}", t.name);
+    }
     let first = xs.by_user("u1")[0].id.clone();
     assert_eq!(xs.get(&first).unwrap().state, "s10");
     if let Some(store) = t.reopen().await {
@@ -280,6 +288,116 @@ async fn experiences_are_queried_sampled_evicted_and_survive_a_restart(t: Target
         assert_eq!(again.len(), 51);
         assert_eq!(again.cleanup(Duration::from_secs(1)).await.unwrap(), 51, "all are old");
         assert!(again.is_empty());
+        cleanup(&t, &store).await;
+    }
+}
+
+/// The disk-backed mode holds only ids, priorities and what selection needs: everything it
+/// returns is read from the collection, so each must be the stored experience (compared with a
+/// memory-mode store over the same collection), in the memory mode's order; priorities set and
+/// flushed are what a reopened disk-backed store samples by.
+async fn disk_backed_experiences_are_the_stored_ones_and_keep_their_priorities(t: Target) {
+    let xs = DiskExperienceStore::open(&*t.store, Some(50)).await.unwrap();
+    let mut batch: Vec<Experience> = (0..60).map(|i| exp("u1", i, i as f64 / 10.0, i % 4 == 0)).collect();
+    batch[59].watch_duration = Some(12.5);
+    xs.add_batch(batch).await.unwrap();
+    xs.add(exp("u2", 0, 1.0, true)).await.unwrap();
+    let memory = ExperienceStore::open(&*t.store, Some(50)).await.unwrap();
+    let by_user = xs.by_user("u1").await.unwrap();
+    assert_eq!(by_user, memory.by_user("u1"), "{}: the same experiences in the same order", t.name);
+    assert_eq!((by_user.len(), by_user[0].state.as_str()), (50, "s10"), "capacity 50, FIFO");
+    assert_eq!(by_user[49].watch_duration, Some(12.5));
+    assert_eq!(xs.recent("u1", 3).await.unwrap(), memory.recent("u1", 3));
+    assert_eq!(xs.completed("u1").await.unwrap(), memory.completed("u1"));
+    assert_eq!(xs.high_reward("u1", 5.5).await.unwrap().len(), 5);
+    let (a, b) = (xs.stats("u1"), memory.stats("u1"));
+    assert!(a.count == b.count && (a.mean_reward - b.mean_reward).abs() < 1e-9, "{a:?} {b:?}");
+    assert!((a.completion_rate - b.completion_rate).abs() < 1e-9, "{a:?} {b:?}");
+    assert_eq!(xs.get(&by_user[0].id).await.unwrap().as_ref(), Some(&by_user[0]));
+    assert_eq!(xs.get("nowhere").await.unwrap(), None);
+    let mut rng = StdRng::seed_from_u64(1);
+    let s = xs.sample("u1", 32, &mut rng).await.unwrap();
+    let distinct: std::collections::HashSet<&str> = s.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!((s.len(), distinct.len()), (32, 32), "{}: without replacement", t.name);
+    for e in &s {
+        assert_eq!(memory.get(&e.id).as_ref(), Some(e), "{}: a sampled experience is the stored one", t.name);
+    }
+    assert_eq!(xs.sample("u2", 10, &mut rng).await.unwrap().len(), 1);
+
+    // One experience of priority 9 among 49 of 0.01: about 95% of the draws.
+    let heavy = by_user[20].id.clone();
+    let updates: Vec<(String, f64)> =
+        by_user.iter().map(|e| (e.id.clone(), if e.id == heavy { 9.0 } else { 0.01 })).collect();
+    xs.update_priorities(&updates).unwrap();
+    xs.flush().await.unwrap();
+    let check = |draws: Vec<(Experience, f64)>, when: &str| {
+        let n = draws.iter().filter(|(e, p)| e.id == heavy && *p == 9.0).count();
+        assert!((900..=990).contains(&n), "{}, {when}: {n} of 1000 draws for priority 9 of 9.49", t.name);
+        for (e, _) in &draws {
+            assert_eq!(
+                memory.get(&e.id).as_ref(),
+                Some(e),
+                "{}: a drawn experience is the stored one",
+                t.name
+            );
+        }
+    };
+    check(xs.sample_prioritized("u1", 1000, &mut rng).await.unwrap(), "as set");
+    let second = DiskExperienceStore::open(&*t.store, Some(50)).await.unwrap();
+    check(second.sample_prioritized("u1", 1000, &mut rng).await.unwrap(), "opened again");
+
+    // Deleted behind the store's back: left out of what it returns, and forgotten.
+    let raw = t.store.collection(EXPERIENCE_COLLECTION).await.unwrap();
+    assert_eq!(raw.delete_one(&orbstore::Filter::eq("_id", by_user[0].id.as_str())).await.unwrap(), 1);
+    assert_eq!(xs.sample("u1", 100, &mut rng).await.unwrap().len(), 49, "{}", t.name);
+    assert_eq!((xs.len(), xs.stats("u1").count), (50, 49));
+
+    if let Some(store) = t.reopen().await {
+        let again = DiskExperienceStore::open(&*store, Some(50)).await.unwrap();
+        assert_eq!(again.len(), 50, "{}", t.name);
+        let draws = again.sample_prioritized("u1", 1000, &mut rng).await.unwrap();
+        let n = draws.iter().filter(|(e, p)| e.id == heavy && *p == 9.0).count();
+        assert!((900..=990).contains(&n), "{}, reopened: {n} of 1000 draws for priority 9", t.name);
+        assert_eq!(again.cleanup(Duration::from_secs(1)).await.unwrap(), 50, "all are old");
+        assert!(again.is_empty());
+        cleanup(&t, &store).await;
+    }
+}
+
+fn with_id(id: &str) -> Experience {
+    let mut e = Experience::new("u", "s", "a", 1.0, "t");
+    e.id = id.to_owned();
+    e
+}
+
+/// Experiences of the same timestamp come in `_id` order, as the collection sorts them, in
+/// both modes: the compact index compares generated ids (held as numbers) and other ids (held as
+/// strings) as the strings they are.
+async fn experiences_of_one_time_are_ordered_by_id_as_the_collection_sorts_them(t: Target) {
+    let xs = ExperienceStore::open(&*t.store, None).await.unwrap();
+    let mut batch: Vec<Experience> = ["zeta", "0190", "Alpha", "01", "ffff", "exp-002"]
+        .iter()
+        .map(|id| with_id(id))
+        .chain((0..4).map(|_| with_id(&orbstore::generate_id())))
+        .collect();
+    for e in &mut batch {
+        e.timestamp = 5;
+    }
+    xs.put_batch(batch).await.unwrap();
+    let raw = t.store.collection(EXPERIENCE_COLLECTION).await.unwrap();
+    let stored: Vec<String> = raw
+        .find(&orbstore::Query::all().sort_asc("timestamp"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap().to_owned())
+        .collect();
+    let ids = |v: Vec<Experience>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(xs.by_user("u")), stored, "{}", t.name);
+    let disk = DiskExperienceStore::open(&*t.store, None).await.unwrap();
+    assert_eq!(ids(disk.by_user("u").await.unwrap()), stored, "{}", t.name);
+    assert_eq!(ids(ExperienceStore::open(&*t.store, None).await.unwrap().by_user("u")), stored);
+    if let Some(store) = t.reopen().await {
         cleanup(&t, &store).await;
     }
 }
@@ -301,6 +419,12 @@ async fn prioritized_sampling_follows_the_priorities() {
     let newest = xs.recent("u", 1)[0].id.clone();
     let d = xs.sample_prioritized("u", 1900, &mut rng);
     assert!(d.iter().any(|(e, p)| e.id == newest && *p == 9.0));
+    let b = xs.sample_prioritized_batch("u", 1900, &mut rng);
+    assert!(b.iter().any(|e| e.id == newest && e.priority == 9.0));
+    assert_eq!(
+        b.iter().filter(|e| e.id == ids[1]).count() + b.iter().filter(|e| e.id != ids[1]).count(),
+        1900
+    );
 }
 
 /// Priorities are saved into the experiences' documents and read back at open: a reopened

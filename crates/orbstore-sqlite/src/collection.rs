@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use orbstore_core::stream::{computed_stream, keyset_stream, PAGE_ROWS};
 use orbstore_core::{
     prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
-    Result, Update, Upserted,
+    Result, StoredDocument, StoredDocumentStream, Update, Upserted,
 };
 use rusqlite::Connection;
 
@@ -149,6 +149,34 @@ impl Collection for SqliteCollection {
         Ok(keyset_stream(self.clone(), query, |handle, filter, after| async move {
             handle.read(move |c, n, m| ops::page(c, n, m, &filter, after.as_deref(), PAGE_ROWS)).await
         }))
+    }
+
+    async fn find_stored_stream(&self, query: &Query) -> Result<StoredDocumentStream> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        query.validate()?;
+        // Every document, whole, in `_id` order: each row's text is the document as stored, and
+        // parsing it is the reader's. Anything narrower goes through `find_stream`.
+        let whole = query.filter == Filter::All
+            && query.projection.is_none()
+            && query.in_id_order()
+            && query.offset == 0
+            && query.limit.is_none();
+        if !whole {
+            return Ok(self.find_stream(query).await?.map(|d| d.map(StoredDocument::Parsed)).boxed());
+        }
+        let handle = self.clone();
+        let pages = stream::try_unfold(Some(Id::new()), move |after| {
+            let handle = handle.clone();
+            async move {
+                let Some(after) = after else { return Ok(None) };
+                let page = handle.read(move |c, n, m| ops::page_text(c, n, m, &after, PAGE_ROWS)).await?;
+                Ok(Some((page.0, page.1)))
+            }
+        });
+        Ok(pages
+            .map_ok(|texts| stream::iter(texts.into_iter().map(|t| Ok(StoredDocument::Json(t)))))
+            .try_flatten()
+            .boxed())
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {

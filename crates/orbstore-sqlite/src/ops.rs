@@ -153,6 +153,41 @@ pub(crate) fn page(
     Ok(page)
 }
 
+/// The most rows a page preallocates for.
+const PAGE_CAPACITY: usize = 4096;
+
+/// Up to `rows` stored documents' texts with `_id` greater than `after` (`""` for all), in `_id`
+/// order, unparsed, and the `_id` the next page starts after (`None` at the end).
+pub(crate) fn page_text(
+    conn: &Connection,
+    name: &str,
+    meta: Option<&CollMeta>,
+    after: &str,
+    rows: u64,
+) -> Result<(Vec<String>, Option<Id>)> {
+    if meta.is_none() {
+        return Ok((Vec::new(), None));
+    }
+    let text = format!("SELECT id, doc FROM {} WHERE id > ? ORDER BY id LIMIT ?", table(name));
+    let mut stmt = conn.prepare_cached(&text).ctx("prepare a page")?;
+    let limit = i64::try_from(rows).unwrap_or(i64::MAX);
+    let mut cursor = stmt.query(params![after, limit]).ctx("read a page")?;
+    let mut texts = Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(PAGE_CAPACITY));
+    let mut last = String::new();
+    while let Some(row) = cursor.next().ctx("read a row")? {
+        // Only the last row's id is kept (where the next page starts): copied into one buffer
+        // rather than allocated for every row.
+        let id = row.get_ref(0).ctx("read an id")?;
+        last.clear();
+        last.push_str(
+            id.as_str().map_err(|e| Error::corrupt(format!("an id in {name:?} is not text: {e}")))?,
+        );
+        texts.push(row.get::<_, String>(1).ctx("read a document")?);
+    }
+    let next = if (texts.len() as u64) < rows { None } else { Some(last) };
+    Ok((texts, next))
+}
+
 /// The document with this id.
 pub(crate) fn find_by_id(
     conn: &Connection,
