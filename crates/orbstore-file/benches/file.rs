@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use orbstore_core::{Document, FileConfig, FileSync, PersistenceBackend};
 use orbstore_file::FileBackend;
-use orbstore_testkit::bench::documents;
+use orbstore_testkit::bench::{concurrent_inserts, documents, EACH, WRITERS};
 use serde_json::json;
 use tokio::runtime::Runtime;
 
@@ -153,31 +153,13 @@ fn open_1m(
 }
 
 fn concurrent_writers(rt: &Runtime) {
-    const WRITERS: usize = 64;
-    const EACH: usize = 200;
     for run in 1..=3 {
         let dir = tempfile::tempdir().expect("tempdir");
         let (rate, fsyncs) = rt.block_on(async {
             let store = open(dir.path(), FileSync::Always).await;
             let coll = store.collection("bench").await.expect("collection");
-            let docs = documents(WRITERS * EACH);
             let before = store.log_fsyncs();
-            let start = Instant::now();
-            let tasks: Vec<_> = docs
-                .chunks(EACH)
-                .map(|chunk| {
-                    let (coll, chunk) = (coll.clone(), chunk.to_vec());
-                    tokio::spawn(async move {
-                        for d in chunk {
-                            coll.insert_one(d).await.expect("insert");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("writer");
-            }
-            let rate = (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            let rate = concurrent_inserts(&coll).await;
             let fsyncs = store.log_fsyncs() - before;
             store.close().await.expect("close");
             (rate, fsyncs)

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use journal_support::{check_server, create_counters, open_url, spawn_writers, Acked};
-use orbstore::{FileConfig, FileSync, PersistenceBackend, Store};
-use orbstore_layers::{JournalConfig, JournalLayer};
+use journal_support::{check_server, create_counters, open_journal, open_url, spawn_writers, Acked};
+use orbstore::{PersistenceBackend, Store};
 use orbstore_testkit::containers::PgContainer;
 
 const WRITERS: usize = 8;
@@ -31,18 +30,7 @@ async fn a_restarted_or_paused_container_loses_nothing_acknowledged_through_the_
     let url = format!("{}?connect_timeout=2&statement_timeout=2s", pg.url());
     let dir = tempfile::tempdir().expect("temp dir");
     let inner = open_url(&url).await.expect("open the container's PostgreSQL");
-    let local = orbstore_file::FileBackend::open(FileConfig {
-        dir: dir.path().join("replica"),
-        sync: FileSync::Debounced(Duration::from_secs(1)),
-        strict: false,
-    })
-    .await
-    .expect("open the local store");
-    let mut config = JournalConfig::new(dir.path().join("journal"));
-    config.min_backoff = Duration::from_millis(50);
-    config.max_backoff = Duration::from_millis(500);
-    config.attempt_timeout = Duration::from_secs(2);
-    let layer = Arc::new(JournalLayer::open(inner, Arc::new(local), config).await.expect("open the journal"));
+    let layer = open_journal(inner, dir.path(), Duration::from_secs(2), |_| {}).await;
     let store: Store = layer.clone();
     create_counters(&store).await;
     let server = open_url(&url).await.expect("a second client, to check the server");

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use journal_support::{check_server, create_counters, nx_program, open_url, spawn_writers, Acked, NxServer};
-use orbstore::{FileConfig, FileSync, PersistenceBackend, Store};
-use orbstore_layers::{JournalConfig, JournalLayer};
+use journal_support::{
+    check_server, create_counters, nx_program, open_journal, open_url, spawn_writers, Acked, NxServer,
+};
+use orbstore::{PersistenceBackend, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 // The acknowledgement log is locked across the server check only after every writer finished:
@@ -35,18 +36,7 @@ async fn mongodb_outage_loses_nothing_and_applies_nothing_twice() {
         !inner.capabilities().transactions,
         "nx-27017's unisolated transactions are not offered by default"
     );
-    let local = orbstore_file::FileBackend::open(FileConfig {
-        dir: dir.path().join("replica"),
-        sync: FileSync::Debounced(Duration::from_secs(1)),
-        strict: false,
-    })
-    .await
-    .expect("open the local store");
-    let mut config = JournalConfig::new(dir.path().join("journal"));
-    config.min_backoff = Duration::from_millis(50);
-    config.max_backoff = Duration::from_millis(500);
-    config.attempt_timeout = Duration::from_secs(3);
-    let layer = Arc::new(JournalLayer::open(inner, Arc::new(local), config).await.expect("open the journal"));
+    let layer = open_journal(inner, dir.path(), Duration::from_secs(3), |_| {}).await;
     let store: Store = layer.clone();
     create_counters(&store).await;
     let acked = Arc::new(Mutex::new(Acked::default()));

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use journal_support::{check_server, create_counters, open_url, spawn_writers, Acked, PgCluster};
-use orbstore::{FileConfig, FileSync, PersistenceBackend, Store};
-use orbstore_layers::{JournalConfig, JournalLayer};
+use journal_support::{
+    check_server, create_counters, open_journal, open_url, spawn_writers, Acked, PgCluster,
+};
+use orbstore::{PersistenceBackend, Store};
 
 const ROUNDS: usize = 3;
 const WRITERS: usize = 8;
@@ -30,19 +31,10 @@ async fn postgres_outage_loses_nothing_and_applies_nothing_twice() {
     let pg = PgCluster::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let inner = open_url(&pg.url()).await.expect("open the private PostgreSQL");
-    let local = orbstore_file::FileBackend::open(FileConfig {
-        dir: dir.path().join("replica"),
-        sync: FileSync::Debounced(Duration::from_secs(1)),
-        strict: false,
+    let layer = open_journal(inner, dir.path(), Duration::from_secs(2), |c| {
+        c.segment_bytes = 256 << 10; // several files, released as they drain
     })
-    .await
-    .expect("open the local store");
-    let mut config = JournalConfig::new(dir.path().join("journal"));
-    config.min_backoff = Duration::from_millis(50);
-    config.max_backoff = Duration::from_millis(500);
-    config.segment_bytes = 256 << 10; // several files, released as they drain
-    config.attempt_timeout = Duration::from_secs(2);
-    let layer = Arc::new(JournalLayer::open(inner, Arc::new(local), config).await.expect("open the journal"));
+    .await;
     let store: Store = layer.clone();
     create_counters(&store).await;
     let server = open_url(&pg.url()).await.expect("a second client, to check the server");

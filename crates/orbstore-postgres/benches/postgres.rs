@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore_core::{BackendConfig, Document, Filter, IndexSpec, PersistenceBackend, Query};
 use orbstore_postgres::PostgresBackend;
-use orbstore_testkit::bench::{documents, insert_latencies, percentiles};
+use orbstore_testkit::bench::{concurrent_inserts, documents, insert_latencies, percentiles, EACH, WRITERS};
 use tokio::runtime::Runtime;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, Type};
@@ -195,30 +195,12 @@ fn single_insert_latency(c: &mut Criterion, rt: &Runtime, s: &Setup) {
 /// Durable single-document inserts per second from 64 concurrent writers, three runs (printed,
 /// not a criterion group), with the statements they took (`PostgresBackend::insert_statements`).
 fn concurrent_writers(rt: &Runtime, s: &Setup) {
-    const WRITERS: usize = 64;
-    const EACH: usize = 200;
     for run in 1..=3 {
         let (rate, statements) = rt.block_on(async {
             let store = open(s).await;
             let coll = store.collection(&format!("concurrent{run}")).await.expect("collection");
-            let docs = documents(WRITERS * EACH);
             let before = store.insert_statements().0;
-            let start = Instant::now();
-            let tasks: Vec<_> = docs
-                .chunks(EACH)
-                .map(|chunk| {
-                    let (coll, chunk) = (coll.clone(), chunk.to_vec());
-                    tokio::spawn(async move {
-                        for d in chunk {
-                            coll.insert_one(d).await.expect("insert");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("writer");
-            }
-            let rate = (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            let rate = concurrent_inserts(&coll).await;
             let statements = store.insert_statements().0 - before;
             store.close().await.expect("close");
             (rate, statements)

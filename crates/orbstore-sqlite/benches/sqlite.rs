@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orbstore_core::{Document, Filter, IndexSpec, PersistenceBackend, Query, SqliteConfig, SqliteLocation};
 use orbstore_sqlite::SqliteBackend;
-use orbstore_testkit::bench::{documents, insert_latencies, percentiles};
+use orbstore_testkit::bench::{concurrent_inserts, documents, insert_latencies, percentiles, WRITERS};
 use rusqlite::{params, Connection};
 use tokio::runtime::Runtime;
 
@@ -190,30 +190,12 @@ fn single_insert_latency(c: &mut Criterion, rt: &Runtime) {
 }
 
 fn concurrent_writers(rt: &Runtime) {
-    const WRITERS: usize = 64;
-    const EACH: usize = 200;
     for run in 1..=3 {
         let dir = tempfile::tempdir().expect("tempdir");
         let rate = rt.block_on(async {
             let store = open(&dir.path().join("c.sqlite3")).await;
             let coll = store.collection("bench").await.expect("collection");
-            let docs = documents(WRITERS * EACH);
-            let start = Instant::now();
-            let tasks: Vec<_> = docs
-                .chunks(EACH)
-                .map(|chunk| {
-                    let (coll, chunk) = (coll.clone(), chunk.to_vec());
-                    tokio::spawn(async move {
-                        for d in chunk {
-                            coll.insert_one(d).await.expect("insert");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("writer");
-            }
-            let rate = (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64();
+            let rate = concurrent_inserts(&coll).await;
             store.close().await.expect("close");
             rate
         });

@@ -27,6 +27,33 @@ pub fn documents(n: usize) -> Vec<Document> {
         .collect()
 }
 
+/// How many concurrent writers the benchmarks of concurrent single inserts run.
+pub const WRITERS: usize = 64;
+/// How many documents each of them inserts.
+pub const EACH: usize = 200;
+
+/// Inserts [`WRITERS`] × [`EACH`] fresh documents into `coll`, one `insert_one` at a time from
+/// each of [`WRITERS`] tasks, and returns the inserts per second.
+pub async fn concurrent_inserts(coll: &CollectionRef) -> f64 {
+    let docs = documents(WRITERS * EACH);
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = docs
+        .chunks(EACH)
+        .map(|chunk| {
+            let (coll, chunk) = (coll.clone(), chunk.to_vec());
+            tokio::spawn(async move {
+                for d in chunk {
+                    coll.insert_one(d).await.expect("insert");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    (WRITERS * EACH) as f64 / start.elapsed().as_secs_f64()
+}
+
 /// The median and 99th percentile of latencies (`Duration::ZERO` for none).
 pub fn percentiles(mut d: Vec<Duration>) -> (Duration, Duration) {
     if d.is_empty() {

@@ -36,6 +36,31 @@ pub async fn open_url(url: &str) -> orbstore::Result<Store> {
     orbstore::open(Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone()))?).await
 }
 
+/// A journal over `inner` whose replica and files live in `dir`, retrying fast (50 ms to
+/// 500 ms) with `attempt_timeout` per attempt; `tune` adjusts the rest of its settings.
+pub async fn open_journal(
+    inner: Store,
+    dir: &Path,
+    attempt_timeout: Duration,
+    tune: impl FnOnce(&mut orbstore_layers::JournalConfig),
+) -> Arc<orbstore_layers::JournalLayer> {
+    let local = orbstore_file::FileBackend::open(orbstore::FileConfig {
+        dir: dir.join("replica"),
+        sync: orbstore::FileSync::Debounced(Duration::from_secs(1)),
+        strict: false,
+    })
+    .await
+    .expect("open the local store");
+    let mut config = orbstore_layers::JournalConfig::new(dir.join("journal"));
+    config.min_backoff = Duration::from_millis(50);
+    config.max_backoff = Duration::from_millis(500);
+    config.attempt_timeout = attempt_timeout;
+    tune(&mut config);
+    Arc::new(
+        orbstore_layers::JournalLayer::open(inner, Arc::new(local), config).await.expect("open the journal"),
+    )
+}
+
 /// A private PostgreSQL cluster; stopped (`-m immediate`) when dropped.
 pub struct PgCluster {
     bin: PathBuf,
