@@ -152,16 +152,34 @@ async fn ids_on_server(pg: &PgContainer) -> String {
     pg.psql("SELECT coalesce(string_agg(id, ',' ORDER BY id), '') FROM faults.\"items\"").await.expect("psql")
 }
 
+/// A private server holding one committed document ("before"), and a transaction open on it
+/// with its handle on the same collection; also the client-side deadline.
+async fn open_transaction(
+) -> (PgContainer, Duration, PostgresBackend, Box<dyn orbstore_core::Transaction>, orbstore_core::CollectionRef)
+{
+    let (pg, cfg) = server().await;
+    let store = PostgresBackend::open(cfg.clone()).await.expect("open");
+    store.collection("items").await.unwrap().insert_one(d(json!({"_id": "before"}))).await.unwrap();
+    let tx = store.begin().await.expect("begin");
+    let tc = tx.collection("items").await.expect("items in the transaction");
+    (pg, deadline(&cfg), store, tx, tc)
+}
+
+/// The store answers again (retrying while the server comes back) and holds only "before".
+async fn only_the_committed_document_is_there(store: &PostgresBackend, what: &str) {
+    let c = store.collection("items").await.unwrap();
+    let (n, _) = eventually(what, || {
+        let c = c.clone();
+        Box::pin(async move { c.count(&Filter::All).await })
+    })
+    .await;
+    assert_eq!(n, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(orbstore_no_docker, ignore = "needs a Docker engine")]
 async fn a_transaction_whose_server_is_killed_is_reported_failed_and_never_half_committed() {
-    let (pg, cfg) = server().await;
-    let bound = deadline(&cfg);
-    let store = PostgresBackend::open(cfg.clone()).await.expect("open");
-    store.collection("items").await.unwrap().insert_one(d(json!({"_id": "before"}))).await.unwrap();
-
-    let tx = store.begin().await.expect("begin");
-    let tc = tx.collection("items").await.expect("items in the transaction");
+    let (pg, bound, store, tx, tc) = open_transaction().await;
     tc.insert_one(d(json!({"_id": "t1"}))).await.expect("first write of the transaction");
     tc.insert_one(d(json!({"_id": "t2"}))).await.expect("second write of the transaction");
     pg.kill().await.expect("kill");
@@ -175,13 +193,7 @@ async fn a_transaction_whose_server_is_killed_is_reported_failed_and_never_half_
     pg.start_again().await.expect("start again");
     assert_eq!(ids_on_server(&pg).await, "before", "nothing of the transaction was committed");
     // The store itself recovers.
-    let c = store.collection("items").await.unwrap();
-    let (n, _) = eventually("count after the server is back", || {
-        let c = c.clone();
-        Box::pin(async move { c.count(&Filter::All).await })
-    })
-    .await;
-    assert_eq!(n, 1);
+    only_the_committed_document_is_there(&store, "count after the server is back").await;
     store.close().await.unwrap();
     pg.remove().await.expect("remove the container");
 }
@@ -189,13 +201,7 @@ async fn a_transaction_whose_server_is_killed_is_reported_failed_and_never_half_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(orbstore_no_docker, ignore = "needs a Docker engine")]
 async fn a_transaction_cut_off_from_its_server_is_reported_failed_and_never_half_committed() {
-    let (pg, cfg) = server().await;
-    let bound = deadline(&cfg);
-    let store = PostgresBackend::open(cfg.clone()).await.expect("open");
-    store.collection("items").await.unwrap().insert_one(d(json!({"_id": "before"}))).await.unwrap();
-
-    let tx = store.begin().await.expect("begin");
-    let tc = tx.collection("items").await.expect("items in the transaction");
+    let (pg, bound, store, tx, tc) = open_transaction().await;
     tc.insert_one(d(json!({"_id": "t1"}))).await.expect("a write of the transaction");
     pg.disconnect().await.expect("disconnect the network");
     fails_unavailable("a write while cut off", bound, tc.insert_one(d(json!({"_id": "t2"})))).await;
@@ -215,13 +221,7 @@ async fn a_transaction_cut_off_from_its_server_is_reported_failed_and_never_half
     // shows nothing to other sessions either).
     assert_eq!(ids_on_server(&pg).await, "before");
     pg.reconnect().await.expect("reconnect the network");
-    let c = store.collection("items").await.unwrap();
-    let (n, _) = eventually("count after the network is back", || {
-        let c = c.clone();
-        Box::pin(async move { c.count(&Filter::All).await })
-    })
-    .await;
-    assert_eq!(n, 1);
+    only_the_committed_document_is_there(&store, "count after the network is back").await;
     store.close().await.unwrap();
     pg.remove().await.expect("remove the container");
 }
