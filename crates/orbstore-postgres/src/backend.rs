@@ -19,11 +19,14 @@ use tokio_postgres::config::SslMode;
 
 use crate::collection::{Exec, PgCollection};
 use crate::error::{self, Context};
+use crate::layout::Layout;
 use crate::transaction::PgTransaction;
 
 /// The schema migrations, embedded; `_migrations` records which are applied.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
+    (2, "index columns", include_str!("../../../migrations/postgres/0002_index_columns.sql")),
+];
 
 /// How long opening a connection may take, unless configured
 /// ([`PostgresConfig::connect_timeout`]).
@@ -52,6 +55,10 @@ pub struct Shared {
     /// Multikey flags per collection, as last read or written by this process. Only a cache:
     /// every query that relies on it checks it in the same statement (see `ops`).
     shapes: RwLock<HashMap<String, Shapes>>,
+    /// Index-column layouts per collection, as last read (see `crate::layout`): only a cache,
+    /// since writers behind it are corrected by the table's triggers and readers fail on a
+    /// missing column and read it again.
+    layouts: RwLock<HashMap<String, Arc<Layout>>>,
     /// Collections this process knows to exist (a write that finds one gone re-creates it).
     pub(crate) known: RwLock<std::collections::HashSet<String>>,
     closed: AtomicBool,
@@ -200,9 +207,48 @@ impl Shared {
         }
     }
 
+    /// The cached index-column layout of a collection, read from the catalog on first use and
+    /// again once it is older than [`crate::layout::REFRESH`].
+    pub(crate) async fn layout(&self, c: &Client, name: &str) -> Result<Arc<Layout>> {
+        if let Some(l) = self.layouts.read().get(name) {
+            if l.loaded.elapsed() < crate::layout::REFRESH {
+                return Ok(l.clone());
+            }
+        }
+        self.reload_layout(c, name).await
+    }
+
+    /// Reads a collection's index-column layout from the catalog.
+    pub(crate) async fn reload_layout(&self, c: &Client, name: &str) -> Result<Arc<Layout>> {
+        let sql = format!(
+            "SELECT c.index_version, i.path, i.base FROM {} c LEFT JOIN {} i ON i.collection = c.name \
+             WHERE c.name = $1 ORDER BY i.path",
+            self.catalog("_collections"),
+            self.catalog("_index_columns")
+        );
+        let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
+        let rows = c.query(&stmt, &[&name]).await.ctx("read the index columns")?;
+        let mut layout = Layout::empty();
+        for r in rows {
+            layout.version = r.get(0);
+            if let (Some(path), Some(base)) = (r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2)) {
+                layout.paths.push((orbstore_core::FieldPath::new(path), base));
+            }
+        }
+        let layout = Arc::new(layout);
+        self.layouts.write().insert(name.to_owned(), layout.clone());
+        Ok(layout)
+    }
+
+    /// Forgets the cached index-column layout of a collection.
+    pub(crate) fn forget_layout(&self, name: &str) {
+        self.layouts.write().remove(name);
+    }
+
     /// Forgets what is cached about a collection.
     pub(crate) fn forget(&self, name: &str) {
         self.shapes.write().remove(name);
+        self.layouts.write().remove(name);
         self.known.write().remove(name);
     }
 }
@@ -298,6 +344,7 @@ impl PostgresBackend {
             quoted_schema: format!("\"{}\"", config.schema),
             schema_name: config.schema.clone(),
             shapes: RwLock::new(HashMap::new()),
+            layouts: RwLock::new(HashMap::new()),
             known: RwLock::new(Default::default()),
             closed: AtomicBool::new(false),
             target: target.clone(),
@@ -328,6 +375,30 @@ impl PostgresBackend {
     pub fn insert_statements(&self) -> (u64, u64) {
         let c = self.shared.insert_counters();
         (c.statements.load(Ordering::Relaxed), c.documents.load(Ordering::Relaxed))
+    }
+
+    /// How many stored rows of a collection hold typed index columns that disagree with their
+    /// document (the columns' values computed again in SQL from the `json` text): 0 unless a
+    /// write path is wrong or the table was edited by hand. A consistency check for tests and
+    /// tools; it reads the whole table.
+    pub async fn index_column_mismatches(&self, collection: &str) -> Result<u64> {
+        let sh = &self.shared;
+        let c = sh.client().await?;
+        let layout = sh.reload_layout(&c, collection).await?;
+        if layout.is_empty() {
+            return Ok(0);
+        }
+        let mut differs = Vec::new();
+        for (path, base) in &layout.paths {
+            let stored = crate::layout::names(base);
+            let computed = crate::sql::columns(path).expect("indexed paths hold no NUL");
+            for (s, e) in stored.iter().zip(computed) {
+                differs.push(format!("{s} IS DISTINCT FROM {e}"));
+            }
+        }
+        let sql = format!("SELECT count(*) FROM {} WHERE {}", sh.table(collection), differs.join(" OR "));
+        let n: i64 = c.query_one(&sql, &[]).await.ctx("check the index columns")?.get(0);
+        Ok(n as u64)
     }
 
     /// The schema holding this backend's tables.

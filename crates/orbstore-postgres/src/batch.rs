@@ -28,7 +28,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_postgres::error::SqlState;
 
 use crate::backend::{Shared, Subject};
-use crate::error::is_undefined_table;
+use crate::error::is_stale_catalog;
 use crate::exec::Exec;
 use crate::ops;
 
@@ -149,7 +149,11 @@ async fn attempt(
     shared
         .bounded(Subject("collection", name), async {
             let scope = exec.scope(false).await?;
-            let result = match ops::insert_batch(scope.client(), shared, name, distinct).await {
+            let layout = match shared.layout(scope.client(), name).await {
+                Ok(l) => l,
+                Err(e) => return scope.end(Err(e)).await,
+            };
+            let result = match ops::insert_batch(scope.client(), shared, name, &layout, distinct).await {
                 Ok(inserted) => Ok(Outcome::Inserted(inserted)),
                 // Another unique index refused a row, or two batches in flight deadlocked on each
                 // other's uncommitted keys (the victim's statement is rolled back whole): one
@@ -191,9 +195,10 @@ async fn run(
     // the same order, and do not deadlock on them.
     distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut outcome = attempt(&shared, &name, &batch, &distinct).await;
-    if outcome.as_ref().is_err_and(is_undefined_table) {
-        // Dropped by another handle or process since this one created it: create it again and
-        // write once more, as every other write does.
+    if outcome.as_ref().is_err_and(is_stale_catalog) {
+        // Dropped by another handle or process since this one created it (or re-created with
+        // other index columns): create it again if needed and write once more, as every other
+        // write does.
         shared.forget(&name);
         outcome =
             match crate::collection::PgCollection::new(&name, Exec::Direct(shared.clone())).ensure().await {

@@ -7,7 +7,7 @@ use orbstore_core::{
     Result, Update, Upserted,
 };
 
-use crate::error::is_undefined_table;
+use crate::error::{is_stale_catalog, is_stale_layout};
 pub use crate::exec::Exec;
 use crate::ops;
 
@@ -42,10 +42,32 @@ macro_rules! write {
     ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
         $self.ensure().await?;
         match run!($self, $atomic, |$c, $sh, $n| $body) {
-            Err(e) if is_undefined_table(&e) => {
+            Err(e) if is_stale_catalog(&e) => {
                 $self.exec.shared().forget(&$self.name);
                 $self.ensure().await?;
                 run!($self, $atomic, |$c, $sh, $n| $body)
+            }
+            other => other,
+        }
+    }};
+}
+
+/// [`run!`] for reads and updates, once more when a column it named is gone: the cached index
+/// columns (`crate::layout`) were of a collection another process dropped and re-created. A
+/// transaction's handle does not retry (PostgreSQL aborted its transaction): it answers
+/// `Aborted`, and the caller retries the transaction.
+macro_rules! fresh {
+    ($self:ident, $atomic:expr, |$c:ident, $sh:ident, $n:ident| $body:expr) => {{
+        match run!($self, $atomic, |$c, $sh, $n| $body) {
+            Err(e) if is_stale_layout(&e) => {
+                $self.exec.shared().forget_layout(&$self.name);
+                match &$self.exec {
+                    Exec::Direct(_) => run!($self, $atomic, |$c, $sh, $n| $body),
+                    Exec::Session(_) => Err(orbstore_core::Error::aborted(format!(
+                        "collection {:?} was re-created with other index columns during the transaction; retry",
+                        $self.name
+                    ))),
+                }
             }
             other => other,
         }
@@ -117,7 +139,7 @@ impl Collection for PgCollection {
 
     async fn find(&self, query: &Query) -> Result<Vec<Document>> {
         query.validate()?;
-        run!(self, false, |c, sh, n| ops::find(c, &sh, n, query, false, false))
+        fresh!(self, false, |c, sh, n| ops::find(c, &sh, n, query, false, false))
     }
 
     async fn find_stream(&self, query: &Query) -> Result<DocumentStream> {
@@ -129,40 +151,44 @@ impl Collection for PgCollection {
         // transaction's handle).
         Ok(keyset_stream(self.clone(), query, |handle, filter, after| async move {
             let after = after.as_deref();
-            run!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
+            fresh!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
         }))
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {
         filter.validate()?;
         update.validate()?;
-        run!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, true))
+        fresh!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, true))
     }
 
     async fn update_many(&self, filter: &Filter, update: &Update) -> Result<u64> {
         filter.validate()?;
         update.validate()?;
-        run!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, false))
+        fresh!(self, true, |c, sh, n| ops::update(c, &sh, n, filter, update, false))
     }
 
     async fn delete_one(&self, filter: &Filter) -> Result<u64> {
         filter.validate()?;
-        run!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, true))
+        fresh!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, true))
     }
 
     async fn delete_many(&self, filter: &Filter) -> Result<u64> {
         filter.validate()?;
-        run!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, false))
+        fresh!(self, true, |c, sh, n| ops::delete(c, &sh, n, filter, false))
     }
 
     async fn count(&self, filter: &Filter) -> Result<u64> {
         filter.validate()?;
-        run!(self, false, |c, sh, n| ops::count(c, &sh, n, filter))
+        fresh!(self, false, |c, sh, n| ops::count(c, &sh, n, filter))
     }
 
     async fn create_index(&self, spec: IndexSpec) -> Result<()> {
         spec.validate()?;
-        write!(self, true, |c, sh, n| ops::create_index(c, &sh, n, &spec))
+        let result = write!(self, true, |c, sh, n| ops::create_index(c, &sh, n, &spec));
+        // Read again on next use: the transaction may have added index columns, or rolled back
+        // the ones it read while adding them.
+        self.exec.shared().forget_layout(&self.name);
+        result
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexSpec>> {

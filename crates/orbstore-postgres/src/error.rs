@@ -24,6 +24,8 @@ pub(crate) fn map(what: &str, e: tokio_postgres::Error) -> Error {
             )
             .with_source(e)
         }
+        // A statement failed earlier in this transaction: the whole transaction can be retried.
+        Some(c) if *c == SqlState::IN_FAILED_SQL_TRANSACTION => ErrorKind::Aborted,
         Some(c) if is_unavailable(c) => ErrorKind::Unavailable,
         Some(c) if c.code().starts_with("22") => ErrorKind::InvalidInput,
         Some(_) => ErrorKind::Backend,
@@ -50,6 +52,18 @@ fn is_unavailable(c: &SqlState) -> bool {
 /// Whether the error says a table (a collection dropped by someone else) does not exist.
 pub(crate) fn is_undefined_table(e: &Error) -> bool {
     source_code(e).is_some_and(|c| *c == SqlState::UNDEFINED_TABLE)
+}
+
+/// Whether the error says a table or a column is missing: what this process cached about a
+/// collection (its table, its index columns) is behind another process's drop and re-create.
+pub(crate) fn is_stale_catalog(e: &Error) -> bool {
+    source_code(e).is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::UNDEFINED_COLUMN)
+}
+
+/// Whether the error says a column is missing: the cached index columns are behind (see
+/// [`is_stale_catalog`]).
+pub(crate) fn is_stale_layout(e: &Error) -> bool {
+    source_code(e).is_some_and(|c| *c == SqlState::UNDEFINED_COLUMN)
 }
 
 fn source_code(e: &Error) -> Option<&SqlState> {

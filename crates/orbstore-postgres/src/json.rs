@@ -66,6 +66,16 @@ pub(crate) fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
+/// A value's text as the writer stores it inside a document (what `->>` of an object or array
+/// returns).
+pub(crate) fn stored_text(v: &Value) -> String {
+    let mut out = Vec::new();
+    v.serialize(&mut serde_json::Serializer::with_formatter(&mut out, ExactFloats))
+        .expect("serializing a Value into memory cannot fail");
+    // The serializer writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// A string as the writer stores it: U+0000 as U+0001 U+0001, U+0001 as U+0001 U+0002.
 pub(crate) fn stored_string(s: &str) -> String {
     if !s.contains(['\0', '\u{1}']) {

@@ -8,6 +8,7 @@ mod collection;
 mod error;
 mod exec;
 mod json;
+mod layout;
 mod ops;
 mod snapshot;
 mod sql;

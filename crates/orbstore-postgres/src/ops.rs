@@ -7,6 +7,8 @@
 //! planned again from the catalog. A cache that is behind can therefore cost a retry, never a
 //! wrong answer.
 
+use std::sync::Arc;
+
 use futures::future::try_join_all;
 use orbstore_core::shapes::Shapes;
 use orbstore_core::stream::Page;
@@ -19,6 +21,7 @@ use tokio_postgres::types::{ToSql, Type};
 use crate::backend::{Client, Shared};
 use crate::error::{is_undefined_table, Context};
 use crate::json::{JsonDoc, JsonRef};
+use crate::layout::Layout;
 use crate::sql::{columns, order_by, translate, Param};
 
 /// Batches of at least this many documents are written with binary COPY; smaller ones with
@@ -60,16 +63,18 @@ fn stale_check(sh: &Shared, name: &str, single: Vec<String>, plain: Vec<String>)
 
 /// Plans a query. `force_superset` ignores the flags (the last resort when they keep changing).
 /// `lock` takes row locks (`FOR UPDATE`) for a read-modify-write; `ids_only` reads no documents.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan(
     sh: &Shared,
     name: &str,
     shapes: &Shapes,
+    layout: &Layout,
     query: &Query,
     lock: bool,
     ids_only: bool,
     force_superset: bool,
 ) -> Plan {
-    plan_page(sh, name, shapes, query, lock, ids_only, force_superset, None)
+    plan_page(sh, name, shapes, layout, query, lock, ids_only, force_superset, None)
 }
 
 /// One page of a keyset scan: stored rows after an `_id`, in `_id` order, at most so many.
@@ -86,6 +91,7 @@ fn plan_page(
     sh: &Shared,
     name: &str,
     shapes: &Shapes,
+    layout: &Layout,
     query: &Query,
     lock: bool,
     ids_only: bool,
@@ -93,9 +99,13 @@ fn plan_page(
     keyset: Option<Keyset<'_>>,
 ) -> Plan {
     let empty = Shapes::default();
-    let w = if force_superset { translate(&Filter::All, &empty) } else { translate(&query.filter, shapes) };
+    let w = if force_superset {
+        translate(&Filter::All, &empty, layout)
+    } else {
+        translate(&query.filter, shapes, layout)
+    };
     let pushed = if w.exact && !force_superset && keyset.is_none() {
-        order_by(&query.sort, shapes, &query.filter)
+        order_by(&query.sort, shapes, layout, &query.filter)
     } else {
         None
     };
@@ -200,8 +210,9 @@ pub(crate) async fn find(
     ids_only: bool,
 ) -> Result<Vec<Document>> {
     let mut shapes = sh.shapes(c, name).await?;
+    let layout = sh.layout(c, name).await?;
     for attempt in 0..=REPLANS {
-        let plan = plan(sh, name, &shapes, query, lock, ids_only, attempt == REPLANS);
+        let plan = plan(sh, name, &shapes, &layout, query, lock, ids_only, attempt == REPLANS);
         let Some(rows) = query_if_exists(c, &plan.sql, &plan.params).await? else { return Ok(Vec::new()) };
         if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
             shapes = sh.reload_shapes(c, name).await?;
@@ -241,9 +252,10 @@ pub(crate) async fn page(
 ) -> Result<Page> {
     let query = Query::new(filter.clone());
     let mut shapes = sh.shapes(c, name).await?;
+    let layout = sh.layout(c, name).await?;
     for attempt in 0..=REPLANS {
         let keyset = Some(Keyset { after, rows });
-        let plan = plan_page(sh, name, &shapes, &query, false, false, attempt == REPLANS, keyset);
+        let plan = plan_page(sh, name, &shapes, &layout, &query, false, false, attempt == REPLANS, keyset);
         let Some(found) = query_if_exists(c, &plan.sql, &plan.params).await? else {
             return Ok(Page::default());
         };
@@ -280,7 +292,8 @@ pub(crate) async fn explain(
     query: &Query,
 ) -> Result<(Plan, Vec<String>)> {
     let shapes = sh.reload_shapes(c, name).await?;
-    let plan = plan(sh, name, &shapes, query, false, false, false);
+    let layout = sh.reload_layout(c, name).await?;
+    let plan = plan(sh, name, &shapes, &layout, query, false, false, false);
     let rows = c.query(&format!("EXPLAIN {}", plan.sql), &params(&plan.params)).await.ctx("explain")?;
     Ok((plan, rows.iter().map(|r| r.get(0)).collect()))
 }
@@ -288,8 +301,9 @@ pub(crate) async fn explain(
 /// How many documents match.
 pub(crate) async fn count(c: &Client, sh: &Shared, name: &str, filter: &Filter) -> Result<u64> {
     let mut shapes = sh.shapes(c, name).await?;
+    let layout = sh.layout(c, name).await?;
     for _ in 0..REPLANS {
-        let w = translate(filter, &shapes);
+        let w = translate(filter, &shapes, &layout);
         if !w.exact {
             break;
         }
@@ -331,6 +345,19 @@ pub(crate) async fn find_by_id(c: &Client, sh: &Shared, name: &str, id: &str) ->
 /// serialized with other processes by an advisory lock on the collection.
 pub(crate) async fn ensure_collection(c: &Client, sh: &Shared, name: &str) -> Result<()> {
     lock_collection(c, sh, name).await?;
+    let exists: bool = c
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&sh.table(name)])
+        .await
+        .ctx("look for a collection table")?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    // A table dropped by hand (or by a restore) leaves catalog rows behind: its index columns
+    // are not in the new table.
+    c.execute(&format!("DELETE FROM {} WHERE collection = $1", sh.catalog("_index_columns")), &[&name])
+        .await
+        .ctx("update the catalog")?;
     let pk = format!("_pk_{}", uuid::Uuid::now_v7().simple());
     c.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {} (id text COLLATE \"C\" NOT NULL, doc json NOT NULL, CONSTRAINT \"{pk}\" PRIMARY KEY (id))",
@@ -390,8 +417,68 @@ async fn record_shapes<'d>(
     Ok(())
 }
 
+/// What a write of rows does with an id that is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnTaken {
+    /// The statement fails (a `Conflict`).
+    Fail,
+    /// The row is skipped; `RETURNING id` says which were inserted.
+    Skip,
+    /// The stored document is replaced; `RETURNING id, inserted`.
+    Replace,
+}
+
+/// Writes documents with their typed index columns (`crate::layout`) and their multikey flags
+/// in one statement. Ids must be distinct within `docs` under [`OnTaken::Replace`] and
+/// [`OnTaken::Skip`] (`ON CONFLICT` cannot touch a row twice).
+async fn write_rows(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    layout: &Layout,
+    docs: &[(&str, &Document)],
+    on_taken: OnTaken,
+) -> std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let (paths, kinds) = shape_rows(docs.iter().map(|(_, d)| *d));
+    let ids: Vec<&str> = docs.iter().map(|(id, _)| *id).collect();
+    let texts: Vec<JsonRef> = docs.iter().map(|(_, d)| JsonRef(d)).collect();
+    let values = layout.values(docs.iter().map(|(_, d)| *d));
+    let conflict = match on_taken {
+        OnTaken::Fail => String::new(),
+        OnTaken::Skip => " ON CONFLICT (id) DO NOTHING RETURNING id".to_owned(),
+        OnTaken::Replace => format!(
+            " ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc{} RETURNING id, (xmax = 0)",
+            layout.replace_assignments()
+        ),
+    };
+    let sql = format!(
+        "{} INSERT INTO {} AS t (id, doc{}) SELECT u.id, u.doc{} FROM unnest($4::text[], $5::json[]{}) \
+         AS u(id, doc{}){conflict}",
+        with_shapes(sh),
+        sh.table(name),
+        layout.target_list(),
+        layout.select_list(),
+        layout.unnest_args(6),
+        layout.alias_list()
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let mut ps: Vec<&(dyn ToSql + Sync)> = vec![&name, &paths, &kinds, &ids, &texts];
+    ps.extend(values.iter().map(|v| v.as_sql()));
+    let rows = c.query(&stmt, &ps).await?;
+    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    Ok(rows)
+}
+
 /// Inserts validated documents, all or none (the caller's transaction).
 pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id, Document)]) -> Result<()> {
+    let layout = sh.layout(c, name).await?;
+    if !layout.is_empty() {
+        let rows: Vec<(&str, &Document)> = docs.iter().map(|(id, d)| (id.as_str(), d)).collect();
+        write_rows(c, sh, name, &layout, &rows, OnTaken::Fail)
+            .await
+            .map_err(|e| crate::error::map(&format!("insert {} documents", docs.len()), e))?;
+        return Ok(());
+    }
     record_shapes(c, sh, name, docs.iter().map(|(_, d)| d)).await?;
     if docs.len() >= COPY_THRESHOLD {
         let sink = c
@@ -425,6 +512,13 @@ pub(crate) async fn insert_many(c: &Client, sh: &Shared, name: &str, docs: &[(Id
 /// Inserts one document in a single statement (with its multikey flags), so it needs no
 /// transaction around it.
 pub(crate) async fn insert_one(c: &Client, sh: &Shared, name: &str, id: &str, doc: &Document) -> Result<()> {
+    let layout = sh.layout(c, name).await?;
+    if !layout.is_empty() {
+        write_rows(c, sh, name, &layout, &[(id, doc)], OnTaken::Fail)
+            .await
+            .map_err(|e| crate::error::map(&format!("insert {id:?}"), e))?;
+        return Ok(());
+    }
     let (paths, kinds) = shape_rows(std::iter::once(doc));
     let text = JsonRef(doc);
     if paths.is_empty() {
@@ -452,8 +546,13 @@ pub(crate) async fn insert_batch(
     c: &Client,
     sh: &Shared,
     name: &str,
+    layout: &Layout,
     docs: &[(&str, &Document)],
 ) -> std::result::Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    if !layout.is_empty() {
+        let rows = write_rows(c, sh, name, layout, docs, OnTaken::Skip).await?;
+        return Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect());
+    }
     let (paths, kinds) = shape_rows(docs.iter().map(|(_, d)| *d));
     let ids: Vec<&str> = docs.iter().map(|(id, _)| *id).collect();
     let texts: Vec<JsonRef> = docs.iter().map(|(_, d)| JsonRef(d)).collect();
@@ -480,6 +579,14 @@ fn with_shapes(sh: &Shared) -> String {
 
 /// Stores a validated document under its id, in one statement.
 pub(crate) async fn upsert(c: &Client, sh: &Shared, name: &str, id: Id, doc: &Document) -> Result<Upserted> {
+    let layout = sh.layout(c, name).await?;
+    if !layout.is_empty() {
+        let rows = write_rows(c, sh, name, &layout, &[(id.as_str(), doc)], OnTaken::Replace)
+            .await
+            .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?;
+        let inserted = rows.first().is_some_and(|r| r.get::<_, bool>(1));
+        return Ok(Upserted { id, inserted });
+    }
     let (paths, kinds) = shape_rows(std::iter::once(doc));
     let text = JsonRef(doc);
     let sql = format!(
@@ -513,25 +620,15 @@ pub(crate) async fn upsert_many(
     }
     let kept: Vec<&(Id, Document)> =
         docs.iter().enumerate().filter(|(n, (id, _))| last[id.as_str()] == *n).map(|(_, d)| d).collect();
-    let (paths, kinds) = shape_rows(kept.iter().map(|(_, d)| d));
-    let ids: Vec<&str> = kept.iter().map(|(id, _)| id.as_str()).collect();
-    let texts: Vec<JsonRef> = kept.iter().map(|(_, d)| JsonRef(d)).collect();
-    let sql = format!(
-        "{} INSERT INTO {} AS t (id, doc) SELECT * FROM unnest($4::text[], $5::json[]) \
-         ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc RETURNING id, (xmax = 0)",
-        with_shapes(sh),
-        sh.table(name)
-    );
-    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
-    let rows = c
-        .query(&stmt, &[&name, &paths, &kinds, &ids, &texts])
+    let layout = sh.layout(c, name).await?;
+    let rows: Vec<(&str, &Document)> = kept.iter().map(|(id, d)| (id.as_str(), d)).collect();
+    let rows = write_rows(c, sh, name, &layout, &rows, OnTaken::Replace)
         .await
         .map_err(|e| crate::error::map(&format!("upsert {} documents", docs.len()), e))?;
     let mut inserted = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         inserted.insert(row.get::<_, String>(0), row.get::<_, bool>(1));
     }
-    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
     let mut seen = std::collections::HashSet::with_capacity(docs.len());
     Ok(docs
         .iter()
@@ -573,12 +670,20 @@ pub(crate) async fn update(
     }
     record_shapes(c, sh, name, changed.iter()).await?;
     let texts: Vec<JsonRef> = changed.iter().map(JsonRef).collect();
+    let layout = sh.layout(c, name).await?;
     let sql = format!(
-        "UPDATE {} AS t SET doc = u.doc FROM unnest($1::text[], $2::json[]) AS u(id, doc) WHERE t.id = u.id",
-        sh.table(name)
+        "UPDATE {} AS t SET doc = u.doc{} FROM unnest($1::text[], $2::json[]{}) AS u(id, doc{}) \
+         WHERE t.id = u.id",
+        sh.table(name),
+        layout.update_assignments(),
+        layout.unnest_args(3),
+        layout.alias_list()
     );
+    let values = layout.values(changed.iter());
+    let mut ps: Vec<&(dyn ToSql + Sync)> = vec![&ids, &texts];
+    ps.extend(values.iter().map(|v| v.as_sql()));
     let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
-    c.execute(&stmt, &[&ids, &texts]).await.ctx("update documents")?;
+    c.execute(&stmt, &ps).await.ctx("update documents")?;
     Ok(ids.len() as u64)
 }
 
@@ -621,8 +726,8 @@ fn needs_documents(filter: &Filter) -> bool {
     }
 }
 
-/// Creates a btree expression index over each field's (class, number, string) expressions, the
-/// ones translated conditions use, so it serves them; in unique indexes `1` and `1.0` collide,
+/// Creates a btree index over each field's typed (class, number, string) columns
+/// (`crate::layout`), which translated conditions read; in unique indexes `1` and `1.0` collide,
 /// `1` and `true` do not, and null or missing values (a NULL class) are not constrained.
 pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &IndexSpec) -> Result<()> {
     ensure_collection(c, sh, name).await?;
@@ -639,17 +744,13 @@ pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &Ind
             .map_err(|e| Error::corrupt(format!("index {:?} has an unreadable spec: {e}", spec.name)))?;
         return spec.check_same_as(&existing);
     }
+    let layout = add_index_columns(c, sh, name, spec).await?;
     let mut cols = Vec::new();
     for f in &spec.fields {
-        let path = FieldPath::new(f.clone());
-        let [class, num, string] = if path.as_str() == "_id" {
+        let [class, num, string] = if f == "_id" {
             ["1".to_owned(), "0".to_owned(), "id".to_owned()]
         } else {
-            columns(&path).ok_or_else(|| {
-                Error::unsupported(format!(
-                    "PostgreSQL strings cannot hold the NUL in field {f:?}, so it cannot be indexed"
-                ))
-            })?
+            layout.columns(&FieldPath::new(f.clone())).expect("add_index_columns gave every field columns")
         };
         cols.push(format!("{class} NULLS FIRST"));
         cols.push(num);
@@ -675,9 +776,103 @@ pub(crate) async fn create_index(c: &Client, sh: &Shared, name: &str, spec: &Ind
     )
     .await
     .ctx("record an index")?;
-    // Statistics of the new expressions, so the planner can tell when the index pays.
+    // Statistics of the new columns, so the planner can tell when the index pays.
     c.batch_execute(&format!("ANALYZE {}", sh.table(name))).await.ctx("analyze")?;
     Ok(())
+}
+
+/// Gives each field of an index its typed columns, when it has none yet (under the collection's
+/// lock, in the caller's transaction): adds the columns, a new layout version with the trigger
+/// function and triggers that fill them for writers with an older layout (`crate::layout`), the
+/// stored rows' values, and the catalog rows. Returns the layout with them.
+async fn add_index_columns(c: &Client, sh: &Shared, name: &str, spec: &IndexSpec) -> Result<Arc<Layout>> {
+    let current = sh.reload_layout(c, name).await?;
+    let mut new: Vec<FieldPath> = Vec::new();
+    for f in spec.fields.iter().filter(|f| f.as_str() != "_id") {
+        let path = FieldPath::new(f.clone());
+        if crate::sql::expr(&path).is_none() {
+            return Err(Error::unsupported(format!(
+                "PostgreSQL strings cannot hold the NUL in field {f:?}, so it cannot be indexed"
+            )));
+        }
+        if current.columns(&path).is_none() && !new.contains(&path) {
+            new.push(path);
+        }
+    }
+    if new.is_empty() {
+        return Ok(current);
+    }
+    let table = sh.table(name);
+    let mut layout = (*current).clone();
+    layout.version += 1;
+    let mut add = vec!["ADD COLUMN IF NOT EXISTS _v int".to_owned()];
+    let mut fill = Vec::new();
+    let mut bases = Vec::new();
+    for path in &new {
+        let base = crate::layout::new_base();
+        let [cc, nc, sc] = crate::layout::names(&base);
+        add.push(format!(
+            "ADD COLUMN {cc} smallint, ADD COLUMN {nc} numeric, ADD COLUMN {sc} text COLLATE \"C\""
+        ));
+        let [class, num, string] = columns(path).expect("checked above");
+        fill.push(format!("{cc} = {class}, {nc} = {num}, {sc} = {string}"));
+        layout.paths.push((path.clone(), base.clone()));
+        bases.push(base);
+    }
+    // The catalog's order, so this layout and a reloaded one list the same columns.
+    layout.paths.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    c.batch_execute(&format!("ALTER TABLE {table} {}", add.join(", "))).await.ctx("add index columns")?;
+    let function: Option<String> = c
+        .query_one(
+            &format!("SELECT index_function FROM {} WHERE name = $1", sh.catalog("_collections")),
+            &[&name],
+        )
+        .await
+        .ctx("read the index function")?
+        .get(0);
+    let function = function.unwrap_or_else(|| format!("_fx_{}", uuid::Uuid::now_v7().simple()));
+    let qualified = format!("{}.\"{function}\"", sh.quoted_schema);
+    // A delimiter no path can contain (paths are spliced as quoted literals inside the body).
+    let quote = format!("$fx{}$", uuid::Uuid::now_v7().simple());
+    let body = crate::layout::trigger_body(&layout);
+    let v = layout.version;
+    // The triggers first: the stored rows' update below carries the new mark, which the new
+    // triggers let through (an old trigger would recompute them with the old paths).
+    c.batch_execute(&format!(
+        "CREATE OR REPLACE FUNCTION {qualified}() RETURNS trigger LANGUAGE plpgsql AS {quote}{body}{quote};
+         DROP TRIGGER IF EXISTS \"_ti\" ON {table};
+         CREATE TRIGGER \"_ti\" BEFORE INSERT ON {table} FOR EACH ROW
+             WHEN ((NEW._v >> 1) IS DISTINCT FROM {v}) EXECUTE PROCEDURE {qualified}();
+         DROP TRIGGER IF EXISTS \"_tu\" ON {table};
+         CREATE TRIGGER \"_tu\" BEFORE UPDATE ON {table} FOR EACH ROW
+             WHEN ((NEW._v >> 1) IS DISTINCT FROM {v} OR NEW._v IS NOT DISTINCT FROM OLD._v)
+             EXECUTE PROCEDURE {qualified}();
+         UPDATE {table} SET {}, _v = {};",
+        fill.join(", "),
+        layout.mark()
+    ))
+    .await
+    .ctx("fill the index columns")?;
+    let paths: Vec<&str> = new.iter().map(FieldPath::as_str).collect();
+    c.execute(
+        &format!(
+            "INSERT INTO {} (collection, path, base) SELECT $1, p, b FROM unnest($2::text[], $3::text[]) AS u(p, b)",
+            sh.catalog("_index_columns")
+        ),
+        &[&name, &paths, &bases],
+    )
+    .await
+    .ctx("record the index columns")?;
+    c.execute(
+        &format!(
+            "UPDATE {} SET index_version = $2, index_function = $3 WHERE name = $1",
+            sh.catalog("_collections")
+        ),
+        &[&name, &v, &function],
+    )
+    .await
+    .ctx("record the index columns")?;
+    Ok(Arc::new(layout))
 }
 
 /// The collection's indexes, sorted by name.
@@ -704,7 +899,20 @@ pub(crate) async fn drop_collection(c: &Client, sh: &Shared, name: &str) -> Resu
     c.batch_execute(&format!("DROP TABLE IF EXISTS {}", sh.table(name)))
         .await
         .ctx("drop a collection table")?;
-    for t in ["_indexes", "_shapes"] {
+    let function = c
+        .query_opt(
+            &format!("SELECT index_function FROM {} WHERE name = $1", sh.catalog("_collections")),
+            &[&name],
+        )
+        .await
+        .ctx("read the index function")?
+        .and_then(|r| r.get::<_, Option<String>>(0));
+    if let Some(f) = function {
+        c.batch_execute(&format!("DROP FUNCTION IF EXISTS {}.\"{f}\"()", sh.quoted_schema))
+            .await
+            .ctx("drop the index function")?;
+    }
+    for t in ["_indexes", "_shapes", "_index_columns"] {
         c.execute(&format!("DELETE FROM {} WHERE collection = $1", sh.catalog(t)), &[&name])
             .await
             .ctx("update the catalog")?;

@@ -29,6 +29,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use crate::json::number_text;
+use crate::layout::Layout;
 
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,13 +125,13 @@ pub(crate) struct Where {
 }
 
 /// Translates a (validated) filter.
-pub(crate) fn translate(filter: &Filter, shapes: &Shapes) -> Where {
+pub(crate) fn translate(filter: &Filter, shapes: &Shapes, layout: &Layout) -> Where {
     let mut assumed = HashSet::new();
     let mut leaf = |path: &FieldPath, conditions: &[Condition]| {
         if path.as_str() != "_id" && (!shapes.single_valued(path) || expr(path).is_none()) {
             return None;
         }
-        let conj = all_conditions(conditions, |c| condition(path, c))?;
+        let conj = all_conditions(conditions, |c| condition(path, c, layout))?;
         assume_single(path, &mut assumed);
         Some(conj)
     };
@@ -187,12 +188,17 @@ fn assume_single(path: &FieldPath, assumed: &mut HashSet<String>) {
 /// The path's JSON value and its text: `doc->'a'->'b'` and `doc->'a'->>'b'`, or `None` when a
 /// key holds a NUL.
 pub(crate) fn expr(path: &FieldPath) -> Option<(String, String)> {
+    expr_over("doc", path)
+}
+
+/// [`expr`] over another document expression (`NEW.doc` in a trigger).
+pub(crate) fn expr_over(doc: &str, path: &FieldPath) -> Option<(String, String)> {
     let segs: Vec<&str> = path.segments().collect();
     if segs.iter().any(|s| s.contains('\0')) {
         return None;
     }
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let mut prefix = String::from("doc");
+    let mut prefix = String::from(doc);
     for s in &segs[..segs.len() - 1] {
         prefix.push_str("->");
         prefix.push_str(&quote(s));
@@ -226,6 +232,12 @@ pub(crate) fn string(e: &str, t: &str) -> String {
 pub(crate) fn columns(path: &FieldPath) -> Option<[String; 3]> {
     let (e, t) = expr(path)?;
     Some([class(&e), num(&e, &t), string(&e, &t)])
+}
+
+/// A path's three values as a query reads them: its typed index columns when the layout has
+/// them (`crate::layout`), else the expressions.
+fn values(path: &FieldPath, layout: &Layout) -> Option<[String; 3]> {
+    layout.columns(path).or_else(|| columns(path))
 }
 
 const NUMBER: u8 = 1;
@@ -333,12 +345,12 @@ fn any_of(alternatives: impl Iterator<Item = Option<Vec<Sql>>>) -> Option<Sql> {
     Some(if parts.is_empty() { Sql::lit("FALSE") } else { Sql::join(parts, " OR ") })
 }
 
-fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {
+fn condition(path: &FieldPath, c: &Condition, layout: &Layout) -> Option<Vec<Sql>> {
     if path.as_str() == "_id" {
         return id_condition(c);
     }
     let (e, _) = expr(path)?;
-    let cols = columns(path)?;
+    let cols = values(path, layout)?;
     match c {
         Condition::Eq(o) => eq(&cols, o),
         Condition::Ne(o) => eq(&cols, o).map(not),
@@ -353,7 +365,7 @@ fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {
         Condition::Not(cs) => {
             let mut conj = Vec::new();
             for c in cs {
-                conj.extend(condition(path, c)?);
+                conj.extend(condition(path, c, layout)?);
             }
             Some(not(conj))
         }
@@ -370,6 +382,7 @@ fn condition(path: &FieldPath, c: &Condition) -> Option<Vec<Sql>> {
 pub(crate) fn order_by(
     sort: &[SortField],
     shapes: &Shapes,
+    layout: &Layout,
     filter: &Filter,
 ) -> Option<(String, Vec<String>)> {
     let mut parts = Vec::new();
@@ -384,7 +397,7 @@ pub(crate) fn order_by(
         if !shapes.single_valued(&s.path) || shapes.objects.contains(s.path.as_str()) {
             return None;
         }
-        let [c, n, st] = columns(&s.path)?;
+        let [c, n, st] = values(&s.path, layout)?;
         if let Some(class) = orbstore_core::sqltree::pinned_class(filter, &s.path) {
             let value = if class == orbstore_core::sqltree::PinnedClass::String { st } else { n };
             parts.push(format!("{value} {dir}"));
@@ -405,7 +418,21 @@ mod tests {
     use serde_json::json;
 
     fn t(f: Value, shapes: &Shapes) -> Where {
-        translate(&Filter::from_json(&f).unwrap(), shapes)
+        translate(&Filter::from_json(&f).unwrap(), shapes, &Layout::empty())
+    }
+
+    #[test]
+    fn paths_with_index_columns_are_read_from_them() {
+        let layout = Layout {
+            version: 1,
+            paths: vec![(FieldPath::new("score"), "_xab".to_owned())],
+            loaded: std::time::Instant::now(),
+        };
+        let f = Filter::from_json(&json!({"score": {"$gte": 0.5}, "user": "u"})).unwrap();
+        let (text, _) = translate(&f, &Shapes::default(), &layout).sql.render();
+        assert!(text.contains("\"_xabn\" >= $1::text::numeric"), "{text}");
+        assert!(text.contains("\"_xabc\" = 1"), "{text}");
+        assert!(text.contains("doc->>'user'"), "a path without columns keeps its expressions: {text}");
     }
 
     #[test]
