@@ -1,7 +1,9 @@
 //! Orphans in the backend's schema: what describes or belongs to a collection that is not there.
 //!
-//! - catalog rows (`_collections`, `_indexes`, `_shapes`) of a collection whose table is
-//!   missing: removed;
+//! - catalog rows (`_collections`, `_indexes`, `_shapes`, `_index_columns`) of a collection whose
+//!   table is missing: removed;
+//! - index-column trigger functions (`_fx_…`, see `crate::layout`) that no trigger uses: dropped
+//!   (what a table dropped by hand leaves);
 //! - `_indexes` rows whose PostgreSQL index (`pg_name`) is missing or on another table: removed
 //!   (the index enforces nothing, yet `list_indexes` reports it and `create_index` would not
 //!   build it);
@@ -36,8 +38,10 @@ enum Removal {
     CollectionRow(String),
     /// `DELETE FROM _indexes WHERE collection = $1 AND name = $2`.
     IndexRow(String, String),
-    /// `DELETE FROM _shapes WHERE collection = $1`.
-    ShapeRows(String),
+    /// `DELETE FROM <catalog table> WHERE collection = $1` (`_shapes`, `_index_columns`).
+    CatalogRows(&'static str, String),
+    /// `DROP FUNCTION` of an index-column trigger function.
+    Function(String),
     /// `DROP INDEX` of an index in the schema.
     Index(String),
 }
@@ -60,6 +64,11 @@ struct Contents {
     index_rows: BTreeMap<(String, String), String>,
     /// How many `_shapes` rows each collection has.
     shape_rows: BTreeMap<String, i64>,
+    /// How many `_index_columns` rows each collection has.
+    column_rows: BTreeMap<String, i64>,
+    /// Functions named `_fx_…` that no trigger uses, with the collection whose `_collections`
+    /// row names them.
+    functions: BTreeMap<String, Option<String>>,
     /// Indexes named `_ix_…`, with their table and size.
     indexes: BTreeMap<String, (String, i64)>,
     /// Tables named neither like a collection nor like orbstore's own (`_…`).
@@ -119,6 +128,20 @@ async fn read(c: &Client, sh: &Shared) -> Result<Contents> {
     let sql = format!("SELECT collection, count(*) FROM {} GROUP BY collection", sh.catalog("_shapes"));
     for r in c.query(&sql, &[]).await.ctx(what)? {
         out.shape_rows.insert(r.get(0), r.get(1));
+    }
+    let sql =
+        format!("SELECT collection, count(*) FROM {} GROUP BY collection", sh.catalog("_index_columns"));
+    for r in c.query(&sql, &[]).await.ctx(what)? {
+        out.column_rows.insert(r.get(0), r.get(1));
+    }
+    let sql = format!(
+        "SELECT p.proname::text, c.name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         LEFT JOIN {} c ON c.index_function = p.proname::text WHERE n.nspname = $1 AND p.proname LIKE '\\_fx\\_%' \
+         AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)",
+        sh.catalog("_collections")
+    );
+    for r in c.query(&sql, &[&schema]).await.ctx(what)? {
+        out.functions.insert(r.get(0), r.get(1));
     }
     Ok(out)
 }
@@ -191,10 +214,36 @@ fn find(c: &Contents) -> Vec<Found> {
                 coll.clone(),
                 None,
                 format!("{n} rows in _shapes, but the schema has no table {}", quote(coll)),
-                Removal::ShapeRows(coll.clone()),
+                Removal::CatalogRows("_shapes", coll.clone()),
                 coll,
             ));
         }
+    }
+    for (coll, n) in &c.column_rows {
+        if !c.tables.contains_key(coll) {
+            out.push(found(
+                "index-column catalog rows without a table",
+                coll.clone(),
+                None,
+                format!("{n} rows in _index_columns, but the schema has no table {}", quote(coll)),
+                Removal::CatalogRows("_index_columns", coll.clone()),
+                coll,
+            ));
+        }
+    }
+    for (function, coll) in &c.functions {
+        let detail = match coll {
+            Some(coll) => format!("the index-column function of collection {coll:?}, which no trigger uses"),
+            None => "an index-column function that no trigger uses and no _collections row names".to_owned(),
+        };
+        out.push(found(
+            "index function without a collection",
+            function.clone(),
+            None,
+            detail,
+            Removal::Function(function.clone()),
+            coll.as_deref().unwrap_or(function),
+        ));
     }
     for (ix, (table, bytes)) in &c.indexes {
         let catalogued = c.index_rows.iter().any(|((coll, _), pg)| pg == ix && coll == table);
@@ -263,9 +312,14 @@ async fn remove(c: &Client, sh: &Shared, removal: &Removal) -> Result<()> {
             let sql = format!("DELETE FROM {} WHERE collection = $1 AND name = $2", sh.catalog("_indexes"));
             c.execute(&sql, &[n, i]).await.ctx(what)?;
         }
-        Removal::ShapeRows(n) => {
-            let sql = format!("DELETE FROM {} WHERE collection = $1", sh.catalog("_shapes"));
+        Removal::CatalogRows(table, n) => {
+            let sql = format!("DELETE FROM {} WHERE collection = $1", sh.catalog(table));
             c.execute(&sql, &[n]).await.ctx(what)?;
+        }
+        Removal::Function(f) => {
+            c.batch_execute(&format!("DROP FUNCTION IF EXISTS {}.{}()", sh.quoted_schema, quote(f)))
+                .await
+                .ctx(what)?;
         }
         Removal::Index(ix) => {
             c.batch_execute(&format!("DROP INDEX IF EXISTS {}.{}", sh.quoted_schema, quote(ix)))
@@ -294,7 +348,8 @@ pub(crate) async fn run(sh: &Arc<Shared>, apply: bool) -> Result<CleanupReport> 
     let (foreign, mut found) = scope.end(listed).await?;
     let mut notes = vec![
         format!(
-            "looked in schema {} only: for rows of _collections, _indexes and _shapes whose table is missing",
+            "looked in schema {} only: for rows of _collections, _indexes, _shapes and _index_columns whose \
+             table is missing, and for index-column functions (\"_fx_…\") that no trigger uses",
             sh.quoted_schema
         ),
         "looked for indexes \"_ix_…\" that _indexes does not describe on their table, and for _indexes \
@@ -344,7 +399,7 @@ pub(crate) async fn run(sh: &Arc<Shared>, apply: bool) -> Result<CleanupReport> 
                         .detail
                         .push_str("; no longer an orphan when the removal looked again, left alone");
                 }
-                if removed && matches!(f.removal, Removal::CollectionRow(_) | Removal::ShapeRows(_)) {
+                if removed && matches!(f.removal, Removal::CollectionRow(_) | Removal::CatalogRows(..)) {
                     sh.forget(&lock);
                 }
             }

@@ -78,6 +78,11 @@ async fn cleanup_lists_exactly_the_orphans_in_its_schema_and_removes_them_only_w
         .await
         .unwrap()
         .get(0);
+    let gone_function: String = raw
+        .query_one(&format!("SELECT index_function FROM {s}._collections WHERE name = 'gone'"), &[])
+        .await
+        .unwrap()
+        .get(0);
     let kept_index: String = raw
         .query_one(&format!("SELECT pg_name FROM {s}._indexes WHERE collection = 'kept'"), &[])
         .await
@@ -116,8 +121,10 @@ async fn cleanup_lists_exactly_the_orphans_in_its_schema_and_removes_them_only_w
             o("index catalog row without a table", "ghost/y_1", removed),
             o("index catalog row without a table", "gone/arr_1", removed),
             o("index catalog row without its index", "c/n_1", removed),
+            o("index function without a collection", &gone_function, removed),
             o("index not in the catalog", "_ix_old", removed),
             o("index not in the catalog", "_ix_stray", removed),
+            o("index-column catalog rows without a table", "gone", removed),
             o("multikey catalog rows without a table", "gone", removed),
             o("table without a catalog row", "kept", false),
         ]

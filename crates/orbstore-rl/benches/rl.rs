@@ -8,7 +8,12 @@
 //!   SQLite, and PostgreSQL / MongoDB when
 //!   `ORBSTORE_TEST_POSTGRES_URL` / `ORBSTORE_TEST_MONGODB_URL` are set;
 //! - `write_batch_100k`: `EventStore::write_batch` of 100k events per backend (compare with each
-//!   backend's raw baseline in its own benchmark).
+//!   backend's raw baseline in its own benchmark);
+//! - `pg_events` (PostgreSQL only): `write_batch` of 100k events in batches of 1,000 beside the
+//!   raw baseline, a binary COPY of the same events into typed columns (`id`, `archived`,
+//!   `timestamp_us`, `total_reward` and the document as `json`) with the same two indexes, one
+//!   transaction per 1,000; and `query_events` (the 10k newest of a 100k range) beside the same
+//!   query on the raw table, its documents parsed.
 //!
 //! - `experience_open_1m`: `ExperienceStore::open` over 1M experiences stored in SQLite (one
 //!   agent, distinct 16-hex-digit state hashes, 8 actions), with the resident memory (RSS, from
@@ -383,21 +388,7 @@ async fn wipe(store: &orbstore::Store) {
 
 fn write_batches(c: &mut Criterion, rt: &Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let events: Vec<Event> = (0..100_000u64)
-        .map(|i| Event {
-            id: (u128::from(i) << 64) | 7,
-            timestamp_us: 1_700_000_000_000_000 + i,
-            episode: i / 100,
-            step: (i % 100) as u32,
-            event_type: "step".into(),
-            flags: 1,
-            state: [0.25; 8],
-            action: [0.5; 8],
-            rewards: Rewards { homeostasis: 0.1, curiosity: 0.2, efficiency: 0.3, goal: (i % 10) as f64 },
-            policy_version: "p1".into(),
-            sequence: i,
-        })
-        .collect();
+    let events = bench_events();
     let mut g = c.benchmark_group("write_batch_100k");
     g.sample_size(10).throughput(Throughput::Elements(100_000));
     for (name, cfg) in backends(dir.path(), "events") {
@@ -421,6 +412,154 @@ fn write_batches(c: &mut Criterion, rt: &Runtime) {
         rt.block_on(store.close()).expect("close");
     }
     g.finish();
+}
+
+/// 100k events of one episode stream, 1 µs apart.
+fn bench_events() -> Vec<Event> {
+    (0..100_000u64)
+        .map(|i| Event {
+            id: (u128::from(i) << 64) | 7,
+            timestamp_us: 1_700_000_000_000_000 + i,
+            episode: i / 100,
+            step: (i % 100) as u32,
+            event_type: "step".into(),
+            flags: 1,
+            state: [0.25; 8],
+            action: [0.5; 8],
+            rewards: Rewards { homeostasis: 0.1, curiosity: 0.2, efficiency: 0.3, goal: (i % 10) as f64 },
+            policy_version: "p1".into(),
+            sequence: i,
+        })
+        .collect()
+}
+
+/// The raw baseline's table: typed columns, the document, the events collection's two indexes.
+const RAW_EVENTS: &str = "CREATE TABLE raw_events (id text PRIMARY KEY, archived bool NOT NULL, \
+     timestamp_us bigint NOT NULL, total_reward float8 NOT NULL, doc json NOT NULL); \
+     CREATE INDEX ON raw_events (archived, timestamp_us); CREATE INDEX ON raw_events (total_reward);";
+
+/// Writes the events into the raw table with binary COPY, one transaction per 1,000.
+async fn raw_copy(client: &mut tokio_postgres::Client, events: &[Event]) {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    for chunk in events.chunks(1_000) {
+        let tx = client.transaction().await.expect("begin");
+        let sink = tx
+            .copy_in(
+                "COPY raw_events (id, archived, timestamp_us, total_reward, doc) FROM STDIN (FORMAT binary)",
+            )
+            .await
+            .expect("copy");
+        let writer =
+            BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::BOOL, Type::INT8, Type::FLOAT8, Type::JSON]);
+        futures::pin_mut!(writer);
+        for e in chunk {
+            let mut doc = serde_json::to_value(e).expect("event");
+            let id = format!("{:032x}", e.id);
+            doc["_id"] = id.clone().into();
+            doc["total_reward"] = e.rewards.total().into();
+            doc["archived"] = false.into();
+            let ts = e.timestamp_us as i64;
+            writer.as_mut().write(&[&id, &false, &ts, &e.rewards.total(), &doc]).await.expect("row");
+        }
+        writer.finish().await.expect("finish");
+        tx.commit().await.expect("commit");
+    }
+}
+
+fn pg_events(c: &mut Criterion, rt: &Runtime) {
+    let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else { return };
+    let events = bench_events();
+    let schema = format!("orbbench_events_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| format!("{url}{sep}schema={schema}")))
+        .expect("config");
+    let store = rt.block_on(orbstore::open(cfg)).expect("open");
+    let raw_schema = format!("{schema}_raw");
+    let mut client = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA \"{raw_schema}\"; SET search_path TO \"{raw_schema}\""))
+            .await
+            .expect("schema");
+        client
+    });
+    let from = 1_700_000_000_000_000 + 40_000;
+    let to = from + 50_000;
+
+    let mut g = c.benchmark_group("pg_events");
+    g.sample_size(10).throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("write_batch_100k/orbstore", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let _ = store.drop_collection(orbstore_rl::EVENT_COLLECTION).await;
+                    let ev = EventStore::open(&*store).await.expect("events");
+                    let start = Instant::now();
+                    for chunk in events.chunks(1_000) {
+                        ev.write_batch(chunk).await.expect("write_batch");
+                    }
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.bench_function("write_batch_100k/raw_copy", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    client
+                        .batch_execute(&format!("DROP TABLE IF EXISTS raw_events; {RAW_EVENTS}"))
+                        .await
+                        .expect("table");
+                    let start = Instant::now();
+                    raw_copy(&mut client, &events).await;
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.throughput(Throughput::Elements(10_000));
+    let ev = rt.block_on(EventStore::open(&*store)).expect("events");
+    rt.block_on(client.batch_execute("ANALYZE raw_events")).expect("analyze");
+    g.bench_function("query_events_10k_of_100k/orbstore", |b| {
+        b.to_async(rt).iter(|| async {
+            let got = ev.query_events(from, to, 10_000).await.expect("query");
+            assert_eq!(got.len(), 10_000);
+        })
+    });
+    let client = &client;
+    g.bench_function("query_events_10k_of_100k/raw", |b| {
+        b.to_async(rt).iter(|| async move {
+            let rows = client
+                .query(
+                    "SELECT doc FROM raw_events WHERE archived = false AND timestamp_us >= $1 AND timestamp_us < $2 \
+                     ORDER BY timestamp_us DESC LIMIT 10000",
+                    &[&(from as i64), &(to as i64)],
+                )
+                .await
+                .expect("query");
+            let docs: Vec<Event> = rows
+                .iter()
+                .map(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).expect("event"))
+                .collect();
+            assert_eq!(docs.len(), 10_000);
+        })
+    });
+    g.finish();
+    rt.block_on(async {
+        let _ = client.batch_execute(&format!("DROP SCHEMA \"{raw_schema}\" CASCADE")).await;
+        wipe(&store).await;
+    });
+    rt.block_on(store.close()).expect("close");
+    rt.block_on(async {
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+    });
 }
 
 fn qtable_updates(c: &mut Criterion, rt: &Runtime) {
@@ -463,6 +602,9 @@ fn benches(c: &mut Criterion) {
     }
     if only.is_empty() || only.contains("write_batch") {
         write_batches(c, &rt);
+    }
+    if only.is_empty() || only.contains("pg_events") {
+        pg_events(c, &rt);
     }
 }
 
