@@ -33,6 +33,17 @@ pub enum StoredDocument {
     Parsed(Document),
 }
 
+impl StoredDocument {
+    /// Deserializes the document into `T`: from the text directly (no `Document` built on the
+    /// way), or from the parsed document.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(self) -> serde_json::Result<T> {
+        match self {
+            StoredDocument::Json(text) => serde_json::from_str(&text),
+            StoredDocument::Parsed(doc) => serde_json::from_value(serde_json::Value::Object(doc)),
+        }
+    }
+}
+
 /// A stream of [`StoredDocument`]s ([`Collection::find_stored_stream`]).
 pub type StoredDocumentStream = BoxStream<'static, Result<StoredDocument>>;
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use orbstore_core::stream::{computed_stream, keyset_stream, PAGE_ROWS};
 use orbstore_core::{
     prepare_document, validate_id, Collection, Document, DocumentStream, Filter, Id, IndexSpec, Query,
-    Result, Update, Upserted,
+    Result, StoredDocumentStream, Update, Upserted,
 };
 
 use crate::error::{is_stale_catalog, is_stale_layout};
@@ -153,6 +153,33 @@ impl Collection for PgCollection {
             let after = after.as_deref();
             fresh!(handle, false, |c, sh, n| ops::page(c, &sh, n, &filter, after, PAGE_ROWS))
         }))
+    }
+
+    async fn find_stored_stream(&self, query: &Query) -> Result<StoredDocumentStream> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        query.validate()?;
+        // Every document in `_id` order: page by page (bounded memory), each row's text as stored.
+        let whole = query.filter == Filter::All
+            && query.projection.is_none()
+            && query.in_id_order()
+            && query.offset == 0
+            && query.limit.is_none();
+        if !whole {
+            let docs = fresh!(self, false, |c, sh, n| ops::find_stored(c, &sh, n, query))?;
+            return Ok(stream::iter(docs.into_iter().map(Ok)).boxed());
+        }
+        let handle = self.clone();
+        let pages = stream::try_unfold(Some(None::<Id>), move |after| {
+            let handle = handle.clone();
+            async move {
+                let Some(after) = after else { return Ok(None) };
+                let after = after.as_deref();
+                let (docs, next) =
+                    run!(handle, false, |c, sh, n| ops::page_stored(c, &sh, n, after, PAGE_ROWS))?;
+                Ok(Some((docs, next.map(Some))))
+            }
+        });
+        Ok(pages.map_ok(|docs| stream::iter(docs.into_iter().map(Ok))).try_flatten().boxed())
     }
 
     async fn update_one(&self, filter: &Filter, update: &Update) -> Result<u64> {

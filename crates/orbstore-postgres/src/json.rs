@@ -16,7 +16,7 @@
 use std::io;
 
 use bytes::BufMut;
-use orbstore_core::Document;
+use orbstore_core::{Document, StoredDocument};
 use serde::Serialize;
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 use serde_json::Value;
@@ -172,6 +172,27 @@ impl<'a> FromSql<'a> for JsonDoc {
         raw: &'a [u8],
     ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(JsonDoc(parse(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON
+    }
+}
+
+/// A document read from a `json` column as its text, for a reader that parses it into its own
+/// types ([`StoredDocument`]); a text holding the `\u0001` escape of the NUL mapping is parsed
+/// here instead, since only the parsed form can restore the original strings.
+pub(crate) struct StoredJson(pub StoredDocument);
+
+impl<'a> FromSql<'a> for StoredJson {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if memchr::memmem::find(raw, b"\\u0001").is_some() {
+            return Ok(StoredJson(StoredDocument::Parsed(parse(raw)?)));
+        }
+        Ok(StoredJson(StoredDocument::Json(std::str::from_utf8(raw)?.to_owned())))
     }
 
     fn accepts(ty: &Type) -> bool {

@@ -13,14 +13,14 @@ use futures::future::try_join_all;
 use orbstore_core::shapes::Shapes;
 use orbstore_core::stream::Page;
 use orbstore_core::{
-    id_of, Document, Error, FieldPath, Filter, Id, IndexSpec, Query, Result, Update, Upserted,
+    id_of, Document, Error, FieldPath, Filter, Id, IndexSpec, Query, Result, StoredDocument, Update, Upserted,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::backend::{Client, Shared};
 use crate::error::{is_undefined_table, Context};
-use crate::json::{JsonDoc, JsonRef};
+use crate::json::{JsonDoc, JsonRef, StoredJson};
 use crate::layout::Layout;
 use crate::sql::{columns, order_by, translate, Param};
 
@@ -200,6 +200,32 @@ async fn query_if_exists(c: &Client, sql: &str, ps: &[Param]) -> Result<Option<V
 /// on them (and selects everything for the evaluator).
 const REPLANS: usize = 2;
 
+/// The rows a query's plan selects (planned again while the multikey flags change under it),
+/// with the plan; no rows when the table does not exist.
+async fn select(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    query: &Query,
+    lock: bool,
+    ids_only: bool,
+) -> Result<(Plan, Vec<tokio_postgres::Row>)> {
+    let mut shapes = sh.shapes(c, name).await?;
+    let layout = sh.layout(c, name).await?;
+    for attempt in 0..=REPLANS {
+        let plan = plan(sh, name, &shapes, &layout, query, lock, ids_only, attempt == REPLANS);
+        let Some(rows) = query_if_exists(c, &plan.sql, &plan.params).await? else {
+            return Ok((plan, Vec::new()));
+        };
+        if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            shapes = sh.reload_shapes(c, name).await?;
+            continue;
+        }
+        return Ok((plan, rows));
+    }
+    unreachable!("the last attempt ignores the flags and always returns")
+}
+
 /// The documents a query returns (`lock`: with row locks, for a read-modify-write).
 pub(crate) async fn find(
     c: &Client,
@@ -209,35 +235,88 @@ pub(crate) async fn find(
     lock: bool,
     ids_only: bool,
 ) -> Result<Vec<Document>> {
-    let mut shapes = sh.shapes(c, name).await?;
-    let layout = sh.layout(c, name).await?;
-    for attempt in 0..=REPLANS {
-        let plan = plan(sh, name, &shapes, &layout, query, lock, ids_only, attempt == REPLANS);
-        let Some(rows) = query_if_exists(c, &plan.sql, &plan.params).await? else { return Ok(Vec::new()) };
-        if rows.first().is_some_and(|r| r.get::<_, bool>(0)) {
-            shapes = sh.reload_shapes(c, name).await?;
-            continue;
+    let (plan, rows) = select(c, sh, name, query, lock, ids_only).await?;
+    let mut docs = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(id) = r.get::<_, Option<String>>(1) else { continue };
+        let doc = match r.try_get::<_, Option<JsonDoc>>(2) {
+            Ok(Some(JsonDoc(d))) => d,
+            Ok(None) => {
+                let mut d = Document::new();
+                d.insert(orbstore_core::ID_FIELD.to_owned(), serde_json::Value::String(id));
+                d
+            }
+            Err(e) => return Err(Error::corrupt(format!("document {id:?} is not valid JSON: {e}"))),
+        };
+        if plan.exact_filter || query.filter.matches(&doc) {
+            docs.push(doc);
         }
+    }
+    query.finish_selected(&mut docs, plan.sort_in_sql);
+    Ok(docs)
+}
+
+/// [`find`], with each document as its stored text when SQL did all the query's work (an exact
+/// filter, the sort, offset and limit, no projection); otherwise parsed and finished in Rust.
+pub(crate) async fn find_stored(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    query: &Query,
+) -> Result<Vec<StoredDocument>> {
+    let (plan, rows) = select(c, sh, name, query, false, false).await?;
+    if !(plan.exact_filter && plan.sort_in_sql && query.projection.is_none()) {
         let mut docs = Vec::with_capacity(rows.len());
         for r in rows {
             let Some(id) = r.get::<_, Option<String>>(1) else { continue };
-            let doc = match r.try_get::<_, Option<JsonDoc>>(2) {
-                Ok(Some(JsonDoc(d))) => d,
-                Ok(None) => {
-                    let mut d = Document::new();
-                    d.insert(orbstore_core::ID_FIELD.to_owned(), serde_json::Value::String(id));
-                    d
-                }
-                Err(e) => return Err(Error::corrupt(format!("document {id:?} is not valid JSON: {e}"))),
-            };
+            let JsonDoc(doc) = r
+                .try_get(2)
+                .map_err(|e| Error::corrupt(format!("document {id:?} is not valid JSON: {e}")))?;
             if plan.exact_filter || query.filter.matches(&doc) {
                 docs.push(doc);
             }
         }
         query.finish_selected(&mut docs, plan.sort_in_sql);
-        return Ok(docs);
+        return Ok(docs.into_iter().map(StoredDocument::Parsed).collect());
     }
-    unreachable!("the last attempt ignores the flags and always returns")
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(id) = r.get::<_, Option<String>>(1) else { continue };
+        let StoredJson(doc) =
+            r.try_get(2).map_err(|e| Error::corrupt(format!("document {id:?} is not valid JSON: {e}")))?;
+        out.push(doc);
+    }
+    Ok(out)
+}
+
+/// One page of every stored document after an `_id`, in `_id` order, as stored texts, and the
+/// last `_id` read (`None` at the end).
+pub(crate) async fn page_stored(
+    c: &Client,
+    sh: &Shared,
+    name: &str,
+    after: Option<&str>,
+    rows: u64,
+) -> Result<(Vec<StoredDocument>, Option<Id>)> {
+    let sql = format!("SELECT id, doc FROM {} WHERE id > $1 ORDER BY id LIMIT $2", sh.table(name));
+    let ps = [
+        Param::Text(after.unwrap_or_default().to_owned()),
+        Param::Int(i64::try_from(rows).unwrap_or(i64::MAX)),
+    ];
+    let found = match query_if_exists(c, &sql, &ps).await? {
+        Some(found) => found,
+        None => return Ok((Vec::new(), None)),
+    };
+    let mut out = Vec::with_capacity(found.len());
+    let mut last = None;
+    for r in &found {
+        let id: String = r.get(0);
+        let StoredJson(doc) =
+            r.try_get(1).map_err(|e| Error::corrupt(format!("document {id:?} is not valid JSON: {e}")))?;
+        out.push(doc);
+        last = Some(id);
+    }
+    Ok((out, if (found.len() as u64) < rows { None } else { last }))
 }
 
 /// One page of a keyset scan in `_id` order: at most `rows` stored documents after `after`, with

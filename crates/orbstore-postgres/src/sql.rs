@@ -1,7 +1,8 @@
 //! Filters and sorts to SQL over the `json` column, exact where the multikey flags allow it.
 //!
 //! A path with no array on the way (see [`Shapes`]) has one value per document. Each such value
-//! is read through three expressions, which are also what indexes hold:
+//! is read through three expressions (or, for an indexed path, the typed columns holding their
+//! values: `crate::layout`, which is what indexes are built over):
 //!
 //! - the **class** ([`class`]): the rank of its type class in the sort order (1 number, 2 string,
 //!   3 object, 4 array, 5 boolean), NULL for null and missing;

@@ -418,3 +418,36 @@ async fn concurrent_single_inserts_share_statements_and_each_gets_its_own_answer
     store.close().await.unwrap();
     common::drop_schema(&cfg).await;
 }
+
+#[tokio::test]
+#[cfg_attr(orbstore_no_postgres, ignore = "needs ORBSTORE_TEST_POSTGRES_URL (a PostgreSQL server)")]
+async fn stored_reads_hand_over_texts_when_sql_does_all_the_work() {
+    use futures::TryStreamExt;
+    use orbstore_core::StoredDocument;
+    let (store, cfg) = common::setup().await;
+    let c = store.collection("t").await.unwrap();
+    c.insert_many(
+        (0..1_500).map(|i| d(json!({"_id": format!("d{i:05}"), "n": i % 10, "tags": ["x"]}))).collect(),
+    )
+    .await
+    .unwrap();
+    c.insert_value(json!({"_id": "nul", "n": 3, "s": "a\u{0}b"})).await.unwrap();
+    let kinds = |q: Query| {
+        let c = c.clone();
+        async move {
+            let all: Vec<StoredDocument> =
+                c.find_stored_stream(&q).await.unwrap().try_collect().await.unwrap();
+            let texts = all.iter().filter(|s| matches!(s, StoredDocument::Json(_))).count();
+            (texts, all.len() - texts)
+        }
+    };
+    // A whole scan in `_id` order (two pages), an exact sorted and limited query: texts, but the
+    // document holding a NUL, which only the parsed form restores.
+    assert_eq!(kinds(Query::all()).await, (1_500, 1));
+    assert_eq!(kinds(Query::new(Filter::eq("n", 3)).sort_desc("_id").limit(100)).await, (99, 1));
+    // Work left to Rust (an array on the path, a projection): parsed.
+    assert_eq!(kinds(Query::new(Filter::eq("tags", "x")).limit(5)).await, (0, 5));
+    assert_eq!(kinds(Query::all().project(orbstore_core::Projection::include(["n"])).limit(5)).await, (0, 5));
+    store.close().await.unwrap();
+    common::drop_schema(&cfg).await;
+}

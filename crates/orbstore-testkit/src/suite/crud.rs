@@ -1,5 +1,6 @@
 //! `Collection` writes and reads by id: insert, upsert, find_by_id, update, delete, count.
 
+use futures::TryStreamExt;
 use orbstore_core::{CollectionExt, ErrorKind, Filter, Query, Update};
 use serde_json::{json, Value};
 
@@ -284,6 +285,22 @@ pub async fn values_round_trip_exactly(f: &dyn BackendFactory) {
     assert!(back["whole"].is_f64(), "1.0 must stay a float: {}", back["whole"]);
     assert!(back["i"].is_i64());
     assert!(back["arr"][2][0].is_f64());
+    // The same through the stored-text read, with strings PostgreSQL stores mapped.
+    c.insert_value(json!({"_id": "z", "nul": "a\u{0}b\u{1}c", "k\u{1}": 2.0_f64.powi(60)})).await.unwrap();
+    for q in
+        [Query::all(), Query::all().sort_desc("_id").limit(2), Query::new(Filter::eq("nul", "a\u{0}b\u{1}c"))]
+    {
+        let stored: Vec<Value> = c
+            .find_stored_stream(&q)
+            .await
+            .unwrap()
+            .map_ok(|s| s.deserialize::<Value>().unwrap())
+            .try_collect()
+            .await
+            .unwrap();
+        let found: Vec<Value> = c.find(&q).await.unwrap().into_iter().map(Value::Object).collect();
+        assert_eq!(stored, found, "{q:?}");
+    }
     fx.teardown().await;
 }
 

@@ -12,8 +12,8 @@ use crate::support::*;
 /// More documents than two pages of a keyset scan (`orbstore_core::stream::PAGE_ROWS`).
 const MANY: usize = 2_500;
 
-/// "`find_stream` returns the same documents as `find`, in the same order", for results longer
-/// than a page: exact and evaluator-checked filters, offsets and limits across page boundaries,
+/// "`find_stream` returns the same documents as `find`, in the same order" (and so does
+/// `find_stored_stream`), for results longer than a page: exact and evaluator-checked filters, offsets and limits across page boundaries,
 /// projections, and orders a keyset scan cannot give.
 pub async fn find_stream_matches_find_across_pages(f: &dyn BackendFactory) {
     let Some(fx) = open(f).await else { return };
@@ -48,6 +48,16 @@ pub async fn find_stream_matches_find_across_pages(f: &dyn BackendFactory) {
         let found = c.find(&q).await.unwrap();
         assert_eq!(streamed.len(), found.len(), "{q:?}");
         assert!(streamed == found, "find_stream differs from find for {q:?}");
+        // `find_stored_stream`: the same documents, as texts or parsed.
+        let stored: Vec<_> = c
+            .find_stored_stream(&q)
+            .await
+            .unwrap()
+            .map_ok(|s| s.deserialize::<orbstore_core::Document>().unwrap())
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(stored == found, "find_stored_stream differs from find for {q:?}");
     }
     fx.teardown().await;
 }
