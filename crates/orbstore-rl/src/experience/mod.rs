@@ -138,12 +138,17 @@ impl ExperienceStore {
     /// The experience with this id.
     pub fn get(&self, id: &str) -> Option<Experience> {
         let idx = self.buffer.index.lock();
-        idx.find(id).map(|slot| idx.experience(slot))
+        let slot = idx.find(id)?;
+        let mut out = Vec::with_capacity(1);
+        idx.experiences(&[slot], &mut out);
+        out.pop()
     }
 
     fn of_user(&self, user: &str, keep: impl Fn(&index::Index, u32) -> bool) -> Vec<Experience> {
         let idx = self.buffer.index.lock();
-        idx.select(user, keep).into_iter().map(|slot| idx.experience(slot)).collect()
+        let mut out = Vec::new();
+        idx.experiences(&idx.select(user, keep), &mut out);
+        out
     }
 
     /// A user's experiences, oldest first.
@@ -154,7 +159,10 @@ impl ExperienceStore {
     /// A user's `n` most recent experiences, newest first.
     pub fn recent(&self, user: &str, n: usize) -> Vec<Experience> {
         let idx = self.buffer.index.lock();
-        idx.select(user, |_, _| true).into_iter().rev().take(n).map(|slot| idx.experience(slot)).collect()
+        let slots: Vec<u32> = idx.select(user, |_, _| true).into_iter().rev().take(n).collect();
+        let mut out = Vec::new();
+        idx.experiences(&slots, &mut out);
+        out
     }
 
     /// A user's completed experiences, oldest first.
@@ -171,7 +179,9 @@ impl ExperienceStore {
     /// there are fewer).
     pub fn sample<R: Rng + ?Sized>(&self, user: &str, n: usize, rng: &mut R) -> Vec<Experience> {
         let idx = self.buffer.index.lock();
-        idx.sample(user, n, rng).into_iter().map(|slot| idx.experience(slot)).collect()
+        let mut out = Vec::new();
+        idx.experiences(&idx.sample(user, n, rng), &mut out);
+        out
     }
 
     /// The same draw as [`ExperienceStore::sample`], as a batch: the experiences' strings in one
@@ -209,7 +219,11 @@ impl ExperienceStore {
         rng: &mut R,
     ) -> Vec<(Experience, f64)> {
         let idx = self.buffer.index.lock();
-        idx.sample_prioritized(user, n, rng).into_iter().map(|(slot, p)| (idx.experience(slot), p)).collect()
+        let (slots, priorities): (Vec<u32>, Vec<f64>) =
+            idx.sample_prioritized(user, n, rng).into_iter().unzip();
+        let mut out = Vec::new();
+        idx.experiences(&slots, &mut out);
+        out.into_iter().zip(priorities).collect()
     }
 
     /// Sets priorities (for example |TD error| + a small constant) of experiences by id; unknown
