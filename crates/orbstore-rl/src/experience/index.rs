@@ -55,7 +55,7 @@ impl<'a> From<&'a Experience> for Fields<'a> {
 /// A slot's flags.
 const LIVE: u8 = 1;
 const COMPLETED: u8 = 2;
-/// The id is [`Key::Named`] (its symbol in the id column's low half), not a UUID.
+/// The id is [`Key::Named`] (its symbol in the id's low half), not a UUID.
 const NAMED: u8 = 4;
 
 /// The fields of a slot that both modes hold (40 bytes).
@@ -87,6 +87,9 @@ struct Full {
     common: Common,
     payload: Payload,
 }
+
+// One cache line exactly: a field added beyond it would make sampling read two.
+const _: () = assert!(std::mem::size_of::<Full>() == 64 && std::mem::size_of::<Common>() == 40);
 
 /// The slots' records: whole in memory mode, without the payload in disk-backed mode.
 enum Records {
