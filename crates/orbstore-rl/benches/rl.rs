@@ -1,7 +1,10 @@
 //! Learning-state benchmarks:
 //!
 //! - `sample_32_of_1m`: uniform `sample(32)` from one user's 1M experiences, beside the raw
-//!   baseline of sampling 32 references from a `Vec` of 1M (`rand::seq::index::sample`);
+//!   baselines of sampling 32 references from a `Vec` of 1M (`rand::seq::index::sample`), of
+//!   cloning 32 of a `Vec` of 1M owned experiences, and of building 32 owned experiences from
+//!   strings in cache (`raw_build_32_owned`: the allocations alone, what any `sample` returning
+//!   owned `Experience`s pays);
 //! - `prioritized_32_of_1m`: the same through the sum-tree;
 //! - `qtable_update`: Q-learning updates per second with the default save policy (a save every
 //!   10 updates, one `upsert_many` each), on memory, file (debounced and `always` sync) and
@@ -335,6 +338,27 @@ fn sampling(c: &mut Criterion, rt: &Runtime) {
                 .map(|i| owned[i].clone())
                 .collect();
             black_box(picked)
+        })
+    });
+    // The floor of building owned experiences, whatever the index: 32 of them from strings in
+    // cache (five `String`s each: 160 allocations, freed when the next iteration drops them).
+    let one = owned[0].clone();
+    g.bench_function("raw_build_32_owned", |b| {
+        b.iter(|| {
+            let built: Vec<Experience> = (0..32)
+                .map(|_| {
+                    let e = black_box(&one);
+                    Experience {
+                        id: e.id.as_str().to_owned(),
+                        user: e.user.as_str().to_owned(),
+                        state: e.state.as_str().to_owned(),
+                        action: e.action.as_str().to_owned(),
+                        next_state: e.next_state.as_str().to_owned(),
+                        ..*e
+                    }
+                })
+                .collect();
+            black_box(built)
         })
     });
     g.bench_function("orbstore_rl_uniform", |b| b.iter(|| black_box(xs.sample("u", 32, &mut rng))));

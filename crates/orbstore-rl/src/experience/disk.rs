@@ -1,5 +1,5 @@
 //! [`DiskExperienceStore`]: a replay buffer larger than memory. Memory holds only what sampling,
-//! selection and the statistics need (id, user, timestamp, reward, completed, priority: 85 bytes
+//! selection and the statistics need (id, user, timestamp, reward, completed, priority: 81 bytes
 //! of heap an experience for 1M, whatever its states' length); the experiences themselves are read
 //! from the collection by id, the ones a call returns in one batched read (`_id` in a list).
 

@@ -1,8 +1,9 @@
 //! [`Index`]: what a replay buffer keeps in memory, compactly. Each experience is a slot: a
-//! number into columns of fixed-size fields (its id in 16 bytes, user, timestamp, reward, flags
-//! and, in memory mode, interned state, action and next state and the watch duration), with no
-//! allocation of its own. Each user has the slots it holds (the positions its sum tree of
-//! priorities follows) and their insertion order for eviction.
+//! number into records of fixed-size fields (its id in 16 bytes, user, timestamp, reward, flags
+//! and, in memory mode, interned state, action and next state and the watch duration: one 64-byte
+//! record, a cache line, per slot), with no allocation of its own. Each user has the slots it
+//! holds (the positions its sum tree of priorities follows) and their insertion order for
+//! eviction.
 //!
 //! Slots are reused after removal; a slot's generation changes with each reuse, so that a slot
 //! number remembered earlier (in the eviction order, among the priorities to save) is known to
@@ -16,7 +17,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use orbstore_core::Result;
 use rand::Rng;
 
-use super::key::Key;
+use super::key::{format_uuid, Key};
 use super::strings::{Strings, Sym};
 use super::Experience;
 use crate::sumtree::SumTree;
@@ -54,28 +55,141 @@ impl<'a> From<&'a Experience> for Fields<'a> {
 /// A slot's flags.
 const LIVE: u8 = 1;
 const COMPLETED: u8 = 2;
-/// The id is [`Key::Named`] (its symbol in the id column's low half), not a UUID.
+/// The id is [`Key::Named`] (its symbol in the id's low half), not a UUID.
 const NAMED: u8 = 4;
 
-/// The columns, one entry per slot.
-#[derive(Default)]
-struct Slots {
+/// The fields of a slot that both modes hold (40 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Common {
     /// The id: a UUID's two halves, or a named id's symbol in the second.
-    id: Vec<[u64; 2]>,
-    user: Vec<Sym>,
+    id: [u64; 2],
+    timestamp: u64,
+    reward: f64,
+    user: Sym,
+    flags: u8,
+}
+
+/// The fields only memory mode holds (24 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Payload {
+    /// State, action, next state.
+    text: [Sym; 3],
+    /// The watch duration, NaN for none (a stored one is never NaN: JSON has no NaN, and a NaN
+    /// given is stored as null).
+    watch: f64,
+}
+
+/// A memory-mode slot: every field sampling reads, in one 64-byte record, so that building a
+/// sampled experience reads one cache line of the slots (seven, in columns).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Full {
+    common: Common,
+    payload: Payload,
+}
+
+// One cache line exactly: a field added beyond it would make sampling read two.
+const _: () = assert!(std::mem::size_of::<Full>() == 64 && std::mem::size_of::<Common>() == 40);
+
+/// The slots' records: whole in memory mode, without the payload in disk-backed mode.
+enum Records {
+    Full(Vec<Full>),
+    Lean(Vec<Common>),
+}
+
+/// The slots: a record each, and what only writing needs in columns beside.
+struct Slots {
+    records: Records,
     /// The slot's position in its user's `live` (and sum tree).
     pos: Vec<u32>,
     generation: Vec<u32>,
-    timestamp: Vec<u64>,
-    reward: Vec<f64>,
-    flags: Vec<u8>,
-    /// Memory mode only (empty otherwise): state, action, next state.
-    text: Vec<[Sym; 3]>,
-    /// Memory mode only: the watch duration, NaN for none (a stored one is never NaN: JSON has
-    /// no NaN, and a NaN given is stored as null).
-    watch: Vec<f64>,
     free: Vec<u32>,
 }
+
+impl Slots {
+    fn new(payload: bool) -> Slots {
+        let records = if payload { Records::Full(Vec::new()) } else { Records::Lean(Vec::new()) };
+        Slots { records, pos: Vec::new(), generation: Vec::new(), free: Vec::new() }
+    }
+
+    /// How many slots there are, live or free.
+    fn len(&self) -> usize {
+        self.pos.len()
+    }
+
+    fn reserve(&mut self, n: usize) {
+        match &mut self.records {
+            Records::Full(v) => v.reserve_exact(n),
+            Records::Lean(v) => v.reserve_exact(n),
+        }
+        self.pos.reserve_exact(n);
+        self.generation.reserve_exact(n);
+    }
+
+    /// A slot's common fields.
+    fn c(&self, i: usize) -> &Common {
+        match &self.records {
+            Records::Full(v) => &v[i].common,
+            Records::Lean(v) => &v[i],
+        }
+    }
+
+    fn c_mut(&mut self, i: usize) -> &mut Common {
+        match &mut self.records {
+            Records::Full(v) => &mut v[i].common,
+            Records::Lean(v) => &mut v[i],
+        }
+    }
+
+    /// A slot's payload (memory mode).
+    fn payload(&self, i: usize) -> Option<&Payload> {
+        match &self.records {
+            Records::Full(v) => Some(&v[i].payload),
+            Records::Lean(_) => None,
+        }
+    }
+
+    fn payload_mut(&mut self, i: usize) -> Option<&mut Payload> {
+        match &mut self.records {
+            Records::Full(v) => Some(&mut v[i].payload),
+            Records::Lean(_) => None,
+        }
+    }
+
+    /// A slot's record, whole (a copy; the payload is the default in disk-backed mode).
+    fn full(&self, i: usize) -> Full {
+        match &self.records {
+            Records::Full(v) => v[i],
+            Records::Lean(v) => Full { common: v[i], payload: Payload::default() },
+        }
+    }
+
+    /// Writes a slot's fields, into slot `i` or (`i` the number of slots) a new one.
+    fn write(&mut self, i: usize, common: Common, payload: Payload) {
+        if i == self.len() {
+            match &mut self.records {
+                Records::Full(v) => v.push(Full { common, payload }),
+                Records::Lean(v) => v.push(common),
+            }
+            self.pos.push(0);
+            self.generation.push(0);
+        } else {
+            match &mut self.records {
+                Records::Full(v) => v[i] = Full { common, payload },
+                Records::Lean(v) => v[i] = common,
+            }
+        }
+    }
+
+    /// Whether slot `i` exists and holds an experience.
+    fn is_live(&self, i: usize) -> bool {
+        i < self.len() && self.c(i).flags & LIVE != 0
+    }
+}
+
+/// How many experiences [`Index::experiences`] builds in one round of passes (its scratch
+/// arrays are on the stack).
+const ROUND: usize = 32;
 
 /// One user's experiences.
 #[derive(Default)]
@@ -118,7 +232,7 @@ impl Index {
     pub(crate) fn new(payload: bool) -> Index {
         Index {
             strings: Strings::default(),
-            slots: Slots::default(),
+            slots: Slots::new(payload),
             ids: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             users: HashMap::new(),
@@ -130,17 +244,8 @@ impl Index {
 
     /// Makes room for `n` more experiences (a load knows how many are coming).
     pub(crate) fn reserve(&mut self, n: usize) {
-        let s = &mut self.slots;
-        s.id.reserve_exact(n);
-        s.user.reserve_exact(n);
-        s.pos.reserve_exact(n);
-        s.generation.reserve_exact(n);
-        s.timestamp.reserve_exact(n);
-        s.reward.reserve_exact(n);
-        s.flags.reserve_exact(n);
+        self.slots.reserve(n);
         if self.payload {
-            s.text.reserve_exact(n);
-            s.watch.reserve_exact(n);
             // States are mostly distinct, and a next state is usually the next experience's state.
             self.strings.reserve(n, 16);
         }
@@ -173,76 +278,129 @@ impl Index {
     /// Whether `slot` still holds the experience it held at `generation`.
     pub(crate) fn is_current(&self, slot: u32, generation: u32) -> bool {
         let i = slot as usize;
-        self.slots.flags.get(i).is_some_and(|f| f & LIVE != 0) && self.slots.generation[i] == generation
+        self.slots.is_live(i) && self.slots.generation[i] == generation
     }
 
     /// The experience in a slot, built (memory mode; in disk-backed mode its text fields are
     /// empty: the caller reads the document instead).
+    #[cfg(test)]
     pub(crate) fn experience(&self, slot: u32) -> Experience {
-        let i = slot as usize;
-        let s = &self.slots;
-        let (text, watch) = if self.payload {
-            let [state, action, next] = s.text[i];
-            let g = |sym| self.strings.get(sym).to_owned();
-            let w = s.watch[i];
-            ([g(state), g(action), g(next)], (!w.is_nan()).then_some(w))
-        } else {
-            (Default::default(), None)
-        };
-        let [state, action, next_state] = text;
-        Experience {
-            id: self.id_string(slot),
-            user: self.strings.get(s.user[i]).to_owned(),
-            state,
-            action,
-            reward: s.reward[i],
-            next_state,
-            timestamp: s.timestamp[i],
-            completed: s.flags[i] & COMPLETED != 0,
-            watch_duration: watch,
+        let mut out = Vec::with_capacity(1);
+        self.experiences(&[slot], &mut out);
+        out.remove(0)
+    }
+
+    /// Reads a round of (at most [`ROUND`]) slots: their records into `recs`, and their
+    /// strings into `strs` (id if named, user, state, action, next state; empty for none). In
+    /// passes over all of them, so that the memory reads of different experiences overlap
+    /// rather than wait on one another: the records (one cache line each), then where each
+    /// string is, then the strings themselves (slicing reads a string's first byte).
+    fn gather<'a, T>(
+        &'a self,
+        round: &[T],
+        slot: impl Fn(&T) -> u32,
+        recs: &mut [Full; ROUND],
+        strs: &mut [[&'a str; 5]; ROUND],
+    ) {
+        for (rec, t) in recs.iter_mut().zip(round) {
+            *rec = self.slots.full(slot(t) as usize);
+        }
+        let mut spans = [[(0u32, 0u32); 5]; ROUND];
+        for (rec, sp) in recs.iter().zip(spans.iter_mut()).take(round.len()) {
+            let c = &rec.common;
+            if c.flags & NAMED != 0 {
+                sp[0] = self.strings.span(c.id[1] as Sym);
+            }
+            sp[1] = self.strings.span(c.user);
+            if self.payload {
+                let [state, action, next] = rec.payload.text;
+                sp[2] = self.strings.span(state);
+                sp[3] = self.strings.span(action);
+                sp[4] = self.strings.span(next);
+            }
+        }
+        for (s, sp) in strs.iter_mut().zip(&spans).take(round.len()) {
+            *s = sp.map(|span| self.strings.at(span));
         }
     }
 
-    /// Writes the experiences in `picks` (slot, priority) into a batch (memory mode). In passes
-    /// over all of them (the fixed-size fields, then the strings), so that the memory reads of
-    /// different experiences overlap rather than wait on one another.
+    /// Appends the experiences in `slots` to `out`, built (memory mode; in disk-backed mode their
+    /// text fields are empty), read in rounds of [`Index::gather`].
+    pub(crate) fn experiences(&self, slots: &[u32], out: &mut Vec<Experience>) {
+        out.reserve(slots.len());
+        let mut recs = [Full::default(); ROUND];
+        let mut strs = [[""; 5]; ROUND];
+        for round in slots.chunks(ROUND) {
+            self.gather(round, |&s| s, &mut recs, &mut strs);
+            for (rec, [id, user, state, action, next]) in recs.iter().zip(&strs).take(round.len()) {
+                let c = &rec.common;
+                let id = if c.flags & NAMED != 0 {
+                    (*id).to_owned()
+                } else {
+                    format_uuid(uuid_of(c), &mut [0; 36]).to_owned()
+                };
+                out.push(Experience {
+                    id,
+                    user: (*user).to_owned(),
+                    state: (*state).to_owned(),
+                    action: (*action).to_owned(),
+                    reward: c.reward,
+                    next_state: (*next).to_owned(),
+                    timestamp: c.timestamp,
+                    completed: c.flags & COMPLETED != 0,
+                    watch_duration: self.watch(rec),
+                });
+            }
+        }
+    }
+
+    /// A record's watch duration (none in disk-backed mode).
+    fn watch(&self, rec: &Full) -> Option<f64> {
+        let w = rec.payload.watch;
+        (self.payload && !w.is_nan()).then_some(w)
+    }
+
+    /// Writes the experiences in `picks` (slot, priority) into a batch (memory mode), read in
+    /// rounds of [`Index::gather`], each round's text reserved whole before it is written.
     pub(crate) fn fill_batch(&self, picks: &[(u32, f64)], out: &mut super::batch::ExperienceBatch) {
-        let s = &self.slots;
-        let fixed: Vec<(Key, [Sym; 4], f64, u64, u8, f64)> = picks
-            .iter()
-            .map(|&(slot, _)| {
-                let i = slot as usize;
-                let [state, action, next] = s.text[i];
-                (
-                    self.key(slot),
-                    [s.user[i], state, action, next],
-                    s.reward[i],
-                    s.timestamp[i],
-                    s.flags[i],
-                    s.watch[i],
-                )
-            })
-            .collect();
         out.rows.reserve(picks.len());
-        for (&(_, priority), (key, syms, reward, timestamp, flags, watch)) in picks.iter().zip(fixed) {
-            let span = |text: &mut String, v: &str| {
-                let start = text.len() as u32;
-                text.push_str(v);
-                (start, v.len() as u32)
-            };
-            let id = match key {
-                Key::Uuid(v) => span(&mut out.text, super::key::format_uuid(v, &mut [0; 36])),
-                Key::Named(sym) => span(&mut out.text, self.strings.get(sym)),
-            };
-            let [user, state, action, next] = syms.map(|sym| span(&mut out.text, self.strings.get(sym)));
-            out.rows.push(super::batch::Row {
-                spans: [id, user, state, action, next],
-                reward,
-                timestamp,
-                completed: flags & COMPLETED != 0,
-                watch_duration: (!watch.is_nan()).then_some(watch),
-                priority,
-            });
+        let mut recs = [Full::default(); ROUND];
+        let mut strs = [[""; 5]; ROUND];
+        for round in picks.chunks(ROUND) {
+            self.gather(round, |&(s, _)| s, &mut recs, &mut strs);
+            let len: usize = recs
+                .iter()
+                .zip(&strs)
+                .take(round.len())
+                .map(|(rec, ss)| {
+                    let id = if rec.common.flags & NAMED != 0 { 0 } else { 36 };
+                    id + ss.iter().map(|s| s.len()).sum::<usize>()
+                })
+                .sum();
+            out.text.reserve(len);
+            for ((rec, ss), &(_, priority)) in recs.iter().zip(&strs).zip(round) {
+                let c = &rec.common;
+                let text = &mut out.text;
+                let mut span = |v: &str| {
+                    let start = text.len() as u32;
+                    text.push_str(v);
+                    (start, v.len() as u32)
+                };
+                let id = if c.flags & NAMED != 0 {
+                    span(ss[0])
+                } else {
+                    span(format_uuid(uuid_of(c), &mut [0; 36]))
+                };
+                let [user, state, action, next] = [ss[1], ss[2], ss[3], ss[4]].map(&mut span);
+                out.rows.push(super::batch::Row {
+                    spans: [id, user, state, action, next],
+                    reward: c.reward,
+                    timestamp: c.timestamp,
+                    completed: c.flags & COMPLETED != 0,
+                    watch_duration: self.watch(rec),
+                    priority,
+                });
+            }
         }
     }
 
@@ -253,6 +411,19 @@ impl Index {
         if !self.payload {
             return Ok((key, [0; 3]));
         }
+        match self.intern_text(f) {
+            Ok(text) => Ok((key, text)),
+            Err(e) => {
+                if let Key::Named(sym) = key {
+                    self.strings.release(sym);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Interns an experience's state, action and next state. On failure nothing stays interned.
+    fn intern_text(&mut self, f: &Fields<'_>) -> Result<[Sym; 3]> {
         let mut text = [0; 3];
         for (k, s) in [f.state, f.action, f.next_state].into_iter().enumerate() {
             match self.strings.intern(s) {
@@ -261,14 +432,11 @@ impl Index {
                     for &sym in &text[..k] {
                         self.strings.release(sym);
                     }
-                    if let Key::Named(sym) = key {
-                        self.strings.release(sym);
-                    }
                     return Err(e);
                 }
             }
         }
-        Ok((key, text))
+        Ok(text)
     }
 
     /// Puts an experience into a free slot, not yet in its user's buffer ([`Index::attach`]).
@@ -293,34 +461,11 @@ impl Index {
         if matches!(key, Key::Named(_)) {
             flags |= NAMED;
         }
-        let watch = f.watch_duration.unwrap_or(f64::NAN);
+        let common = Common { id, timestamp: f.timestamp, reward: f.reward, user, flags };
+        let payload = Payload { text, watch: f.watch_duration.unwrap_or(f64::NAN) };
         let s = &mut self.slots;
-        let slot = match s.free.pop() {
-            Some(slot) => {
-                let i = slot as usize;
-                (s.id[i], s.user[i], s.timestamp[i], s.reward[i], s.flags[i]) =
-                    (id, user, f.timestamp, f.reward, flags);
-                if self.payload {
-                    (s.text[i], s.watch[i]) = (text, watch);
-                }
-                slot
-            }
-            None => {
-                let slot = s.id.len() as u32;
-                s.id.push(id);
-                s.user.push(user);
-                s.pos.push(0);
-                s.generation.push(0);
-                s.timestamp.push(f.timestamp);
-                s.reward.push(f.reward);
-                s.flags.push(flags);
-                if self.payload {
-                    s.text.push(text);
-                    s.watch.push(watch);
-                }
-                slot
-            }
-        };
+        let slot = s.free.pop().unwrap_or(s.len() as u32);
+        s.write(slot as usize, common, payload);
         let Index { ids, slots, hasher, .. } = self;
         ids.insert_unique(hasher.hash_one(key), slot, |&other| hasher.hash_one(key_of(slots, other)));
         self.live += 1;
@@ -330,7 +475,7 @@ impl Index {
     /// Adds a stored slot to its user's buffer, with its stored priority or the highest seen.
     pub(crate) fn attach(&mut self, slot: u32, stored: Option<f64>) {
         let i = slot as usize;
-        let user = self.slots.user[i];
+        let user = self.slots.c(i).user;
         let strings = &mut self.strings;
         let buf = self.users.entry(user).or_insert_with(|| {
             // The buffer outlives its experiences (it keeps the highest priority seen), so it
@@ -357,8 +502,7 @@ impl Index {
     /// end of that user's order.
     pub(crate) fn put(&mut self, f: &Fields<'_>) -> Result<()> {
         if let Some(slot) = self.find(f.id) {
-            let i = slot as usize;
-            if self.strings.get(self.slots.user[i]) == f.user {
+            if self.strings.get(self.slots.c(slot as usize).user) == f.user {
                 return self.replace(slot, f);
             }
             self.remove(slot);
@@ -372,30 +516,23 @@ impl Index {
     fn replace(&mut self, slot: u32, f: &Fields<'_>) -> Result<()> {
         let i = slot as usize;
         if self.payload {
-            let mut text = [0; 3];
-            for (k, s) in [f.state, f.action, f.next_state].into_iter().enumerate() {
-                match self.strings.intern(s) {
-                    Ok(sym) => text[k] = sym,
-                    Err(e) => {
-                        for &sym in &text[..k] {
-                            self.strings.release(sym);
-                        }
-                        return Err(e);
-                    }
+            let text = self.intern_text(f)?;
+            if let Some(p) = self.slots.payload_mut(i) {
+                let old = std::mem::replace(&mut p.text, text);
+                p.watch = f.watch_duration.unwrap_or(f64::NAN);
+                for sym in old {
+                    self.strings.release(sym);
                 }
             }
-            for sym in std::mem::replace(&mut self.slots.text[i], text) {
-                self.strings.release(sym);
-            }
-            self.slots.watch[i] = f.watch_duration.unwrap_or(f64::NAN);
         }
-        let s = &mut self.slots;
-        s.timestamp[i] = f.timestamp;
-        s.reward[i] = f.reward;
-        s.flags[i] = (s.flags[i] & !COMPLETED) | if f.completed { COMPLETED } else { 0 };
+        let c = self.slots.c_mut(i);
+        c.timestamp = f.timestamp;
+        c.reward = f.reward;
+        c.flags = (c.flags & !COMPLETED) | if f.completed { COMPLETED } else { 0 };
+        let user = c.user;
         self.dirty.remove(&slot);
-        if let Some(buf) = self.users.get_mut(&s.user[i]) {
-            buf.priorities.set(s.pos[i] as usize, new_priority(buf.max_priority));
+        if let Some(buf) = self.users.get_mut(&user) {
+            buf.priorities.set(self.slots.pos[i] as usize, new_priority(buf.max_priority));
         }
         Ok(())
     }
@@ -403,11 +540,11 @@ impl Index {
     /// Forgets a held experience.
     pub(crate) fn remove(&mut self, slot: u32) {
         let i = slot as usize;
-        if self.slots.flags[i] & LIVE == 0 {
+        if !self.slots.is_live(i) {
             return;
         }
         let key = self.key(slot);
-        let user = self.slots.user[i];
+        let user = self.slots.c(i).user;
         if let Some(buf) = self.users.get_mut(&user) {
             let p = self.slots.pos[i] as usize;
             buf.live.swap_remove(p);
@@ -418,9 +555,9 @@ impl Index {
             // Stale entries are dropped when they reach the front; without eviction they might
             // not, so they are swept once they outnumber the live ones.
             if buf.fifo.len() > 2 * buf.live.len() + 64 {
-                let (flags, generation) = (&self.slots.flags, &self.slots.generation);
+                let slots = &self.slots;
                 buf.fifo.retain(|&(s, g)| {
-                    flags[s as usize] & LIVE != 0 && generation[s as usize] == g && s != slot
+                    slots.is_live(s as usize) && slots.generation[s as usize] == g && s != slot
                 });
             }
         }
@@ -432,13 +569,13 @@ impl Index {
         if let Key::Named(sym) = key {
             self.strings.release(sym);
         }
-        if self.payload {
-            for sym in self.slots.text[i] {
+        if let Some(p) = self.slots.payload(i) {
+            for sym in p.text {
                 self.strings.release(sym);
             }
         }
         let s = &mut self.slots;
-        s.flags[i] = 0;
+        s.c_mut(i).flags = 0;
         s.generation[i] = s.generation[i].wrapping_add(1);
         s.free.push(slot);
         self.dirty.remove(&slot);
@@ -456,7 +593,7 @@ impl Index {
             let Some((slot, generation)) = buf.fifo.pop_front() else { return };
             let i = slot as usize;
             let s = &self.slots;
-            if s.flags[i] & LIVE != 0 && s.generation[i] == generation && s.user[i] == sym {
+            if s.is_live(i) && s.generation[i] == generation && s.c(i).user == sym {
                 evicted.push(self.id_string(slot));
                 self.remove(slot);
             }
@@ -479,18 +616,18 @@ impl Index {
 
     /// Whether slot `a` is older than `b`: by timestamp, then by id.
     fn cmp_age(&self, a: u32, b: u32) -> Ordering {
-        let t = &self.slots.timestamp;
-        t[a as usize].cmp(&t[b as usize]).then_with(|| self.key(a).cmp_ids(self.key(b), &self.strings))
+        let t = |s: u32| self.slots.c(s as usize).timestamp;
+        t(a).cmp(&t(b)).then_with(|| self.key(a).cmp_ids(self.key(b), &self.strings))
     }
 
     /// Whether the slot's experience was completed.
     pub(crate) fn completed(&self, slot: u32) -> bool {
-        self.slots.flags[slot as usize] & COMPLETED != 0
+        self.slots.c(slot as usize).flags & COMPLETED != 0
     }
 
     /// The slot's reward.
     pub(crate) fn reward(&self, slot: u32) -> f64 {
-        self.slots.reward[slot as usize]
+        self.slots.c(slot as usize).reward
     }
 
     /// A user's count, reward sum and completed count.
@@ -509,7 +646,8 @@ impl Index {
     }
 
     /// `n` of a user's slots drawn in proportion to their priorities (stratified: one draw per
-    /// equal slice of the total), with their priorities.
+    /// equal slice of the total), with their priorities. The sum tree is descended for all `n`
+    /// together ([`SumTree::find_many`]).
     pub(crate) fn sample_prioritized<R: Rng + ?Sized>(
         &self,
         user: &str,
@@ -522,20 +660,19 @@ impl Index {
             return Vec::new();
         }
         let slice = total / n as f64;
-        (0..n)
-            .map(|k| {
-                let x = slice * (k as f64 + rng.random::<f64>());
-                let i = buf.priorities.find(x.min(total * (1.0 - f64::EPSILON)));
-                (buf.live[i], buf.priorities.get(i))
-            })
-            .collect()
+        let xs: Vec<f64> = (0..n)
+            .map(|k| (slice * (k as f64 + rng.random::<f64>())).min(total * (1.0 - f64::EPSILON)))
+            .collect();
+        let mut found = Vec::with_capacity(n);
+        buf.priorities.find_many(&xs, &mut found);
+        found.into_iter().map(|i| (buf.live[i], buf.priorities.get(i))).collect()
     }
 
     /// Sets the priority of the experience with this id; `false` when none is held.
     pub(crate) fn set_priority(&mut self, id: &str, p: f64) -> bool {
         let Some(slot) = self.find(id) else { return false };
         let i = slot as usize;
-        let Some(buf) = self.users.get_mut(&self.slots.user[i]) else { return false };
+        let Some(buf) = self.users.get_mut(&self.slots.c(i).user) else { return false };
         buf.priorities.set(self.slots.pos[i] as usize, p);
         buf.max_priority = buf.max_priority.max(p);
         self.dirty.insert(slot, self.slots.generation[i]);
@@ -559,27 +696,32 @@ impl Index {
     /// A held slot's current priority.
     pub(crate) fn priority(&self, slot: u32) -> f64 {
         let i = slot as usize;
-        self.users.get(&self.slots.user[i]).map_or(0.0, |b| b.priorities.get(self.slots.pos[i] as usize))
+        self.users.get(&self.slots.c(i).user).map_or(0.0, |b| b.priorities.get(self.slots.pos[i] as usize))
     }
 
     /// The slots of experiences older than `cutoff` (timestamp before it).
     pub(crate) fn older_than(&self, cutoff: u64) -> Vec<u32> {
         let s = &self.slots;
-        (0..s.flags.len() as u32)
-            .filter(|&slot| s.flags[slot as usize] & LIVE != 0 && s.timestamp[slot as usize] < cutoff)
+        (0..s.len() as u32)
+            .filter(|&slot| s.is_live(slot as usize) && s.c(slot as usize).timestamp < cutoff)
             .collect()
     }
 }
 
-/// A slot's key, from the columns alone (so that the id table's hasher can borrow them while
+/// A UUID id's value, from its record's two halves.
+fn uuid_of(c: &Common) -> u128 {
+    let [hi, lo] = c.id;
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+/// A slot's key, from the records alone (so that the id table's hasher can borrow them while
 /// the table itself is borrowed mutably).
 fn key_of(slots: &Slots, slot: u32) -> Key {
-    let i = slot as usize;
-    let [hi, lo] = slots.id[i];
-    if slots.flags[i] & NAMED != 0 {
-        Key::Named(lo as Sym)
+    let c = slots.c(slot as usize);
+    if c.flags & NAMED != 0 {
+        Key::Named(c.id[1] as Sym)
     } else {
-        Key::Uuid((u128::from(hi) << 64) | u128::from(lo))
+        Key::Uuid(uuid_of(c))
     }
 }
 

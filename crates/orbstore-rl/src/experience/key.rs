@@ -21,20 +21,15 @@ const HYPHENS: [usize; 4] = [8, 13, 18, 23];
 /// no hyphens: those are not what `generate_id` writes, and would not be written back the same).
 pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
     let b = s.as_bytes();
-    if b.len() != 36 {
+    if b.len() != 36 || HYPHENS.iter().any(|&i| b[i] != b'-') {
         return None;
     }
     let mut v: u128 = 0;
     for (i, &c) in b.iter().enumerate() {
-        if HYPHENS.contains(&i) {
-            if c != b'-' {
-                return None;
-            }
-            continue;
-        }
         let d = match c {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
+            b'-' if HYPHENS.contains(&i) => continue,
             _ => return None,
         };
         v = (v << 4) | u128::from(d);
@@ -45,14 +40,16 @@ pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
 /// Writes a UUID's canonical form into `out`, the inverse of [`parse_uuid`].
 pub(crate) fn format_uuid(v: u128, out: &mut [u8; 36]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut shift = 128;
-    for (i, o) in out.iter_mut().enumerate() {
-        if HYPHENS.contains(&i) {
-            *o = b'-';
-        } else {
-            shift -= 4;
-            *o = HEX[((v >> shift) & 0xf) as usize];
+    let mut o = 0;
+    // A byte at a time, a hyphen before bytes 4, 6, 8 and 10 (characters 8, 13, 18, 23).
+    for (k, b) in v.to_be_bytes().into_iter().enumerate() {
+        if matches!(k, 4 | 6 | 8 | 10) {
+            out[o] = b'-';
+            o += 1;
         }
+        out[o] = HEX[usize::from(b >> 4)];
+        out[o + 1] = HEX[usize::from(b & 0xf)];
+        o += 2;
     }
     // Only ASCII hex digits and hyphens were written.
     std::str::from_utf8(out).unwrap_or_default()

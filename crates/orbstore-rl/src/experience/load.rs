@@ -1,5 +1,5 @@
 //! Opening a replay buffer: the collection read as a stream (page by page in `_id` order), each
-//! document read straight into the index's columns, with no list of a million documents or
+//! document read straight into the index's records, with no list of a million documents or
 //! experiences in between.
 //!
 //! Where the time went (`experience_open_1m` in the crate's benchmarks, 1M in SQLite): reading

@@ -39,6 +39,17 @@ impl Strings {
         &self.bytes[start as usize..start as usize + len as usize]
     }
 
+    /// Where a live symbol's string is: start and length, for [`Strings::at`]. Looking up the
+    /// places of several strings before reading any lets their memory reads overlap.
+    pub(crate) fn span(&self, sym: Sym) -> (u32, u32) {
+        self.spans[sym as usize]
+    }
+
+    /// The string at a span given by [`Strings::span`] (valid until the next change).
+    pub(crate) fn at(&self, (start, len): (u32, u32)) -> &str {
+        &self.bytes[start as usize..start as usize + len as usize]
+    }
+
     /// The symbol of `s`, if it is interned.
     pub(crate) fn find(&self, s: &str) -> Option<Sym> {
         let hash = self.hasher.hash_one(s);
