@@ -15,8 +15,9 @@
 //! - `pg_events` (PostgreSQL only): `write_batch` of 100k events in batches of 1,000 beside the
 //!   raw baseline, a binary COPY of the same events into typed columns (`id`, `archived`,
 //!   `timestamp_us`, `total_reward` and the document as `json`) with the same two indexes, one
-//!   transaction per 1,000; and `query_events` (the 10k newest of a 100k range) beside the same
-//!   query on the raw table, its documents parsed.
+//!   transaction per 1,000; and `query_events` (the 10k newest of a 50k range) over 100k and
+//!   over 1M stored events beside the same query on the raw table, its documents' texts parsed
+//!   into events.
 //!
 //! - `experience_open_1m`: `ExperienceStore::open` over 1M experiences stored in SQLite (one
 //!   agent, distinct 16-hex-digit state hashes, 8 actions), with the resident memory (RSS, from
@@ -412,7 +413,7 @@ async fn wipe(store: &orbstore::Store) {
 
 fn write_batches(c: &mut Criterion, rt: &Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let events = bench_events();
+    let events = bench_events(0..100_000);
     let mut g = c.benchmark_group("write_batch_100k");
     g.sample_size(10).throughput(Throughput::Elements(100_000));
     for (name, cfg) in backends(dir.path(), "events") {
@@ -438,9 +439,9 @@ fn write_batches(c: &mut Criterion, rt: &Runtime) {
     g.finish();
 }
 
-/// 100k events of one episode stream, 1 µs apart.
-fn bench_events() -> Vec<Event> {
-    (0..100_000u64)
+/// Events `range` of one episode stream, 1 µs apart.
+fn bench_events(range: std::ops::Range<u64>) -> Vec<Event> {
+    range
         .map(|i| Event {
             id: (u128::from(i) << 64) | 7,
             timestamp_us: 1_700_000_000_000_000 + i,
@@ -509,7 +510,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawJson<'a> {
 
 fn pg_events(c: &mut Criterion, rt: &Runtime) {
     let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else { return };
-    let events = bench_events();
+    let events = bench_events(0..100_000);
     let schema = format!("orbbench_events_{}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
     let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| format!("{url}{sep}schema={schema}")))
@@ -565,47 +566,56 @@ fn pg_events(c: &mut Criterion, rt: &Runtime) {
         })
     });
     g.throughput(Throughput::Elements(10_000));
-    // The data of the reads, written again so that a filter can run them alone.
-    let ev = rt.block_on(async {
-        let _ = store.drop_collection(orbstore_rl::EVENT_COLLECTION).await;
-        let ev = EventStore::open(&*store).await.expect("events");
-        for chunk in events.chunks(1_000) {
-            ev.write_batch(chunk).await.expect("write_batch");
-        }
-        client.batch_execute(&format!("DROP TABLE IF EXISTS raw_events; {RAW_EVENTS}")).await.expect("table");
-        raw_copy(&mut client, &events).await;
-        // Both tables with fresh planner statistics (autovacuum's ANALYZE would come later; without
-        // them PostgreSQL plans the range query on the orbstore table as if it were empty).
-        let analyze =
-            format!("ANALYZE raw_events; ANALYZE \"{schema}\".\"{}\"", orbstore_rl::EVENT_COLLECTION);
-        client.batch_execute(&analyze).await.expect("analyze");
-        ev
-    });
-    g.bench_function("query_events_10k_of_100k/orbstore", |b| {
-        b.to_async(rt).iter(|| async {
-            let got = ev.query_events(from, to, 10_000).await.expect("query");
-            assert_eq!(got.len(), 10_000);
-        })
-    });
-    let client = &client;
-    g.bench_function("query_events_10k_of_100k/raw", |b| {
-        b.to_async(rt).iter(|| async move {
-            let rows = client
-                .query(
-                    "SELECT doc FROM raw_events WHERE archived = false AND timestamp_us >= $1 AND timestamp_us < $2 \
-                     ORDER BY timestamp_us DESC LIMIT 10000",
-                    &[&(from as i64), &(to as i64)],
-                )
-                .await
-                .expect("query");
-            // The document's text straight into events, as a hand-written reader would.
-            let docs: Vec<Event> = rows
-                .iter()
-                .map(|r| serde_json::from_str(r.get::<_, RawJson<'_>>(0).0).expect("event"))
-                .collect();
-            assert_eq!(docs.len(), 10_000);
-        })
-    });
+    // The data of the reads, written again so that a filter can run them alone; then 900k more
+    // after them, for the same query over 1M stored events (an index search costs O(log n + k)).
+    let ev = rt.block_on(EventStore::open(&*store)).expect("events");
+    for (label, stored) in [("100k", 0..100_000u64), ("1m", 100_000..1_000_000)] {
+        rt.block_on(async {
+            if stored.start == 0 {
+                let _ = store.drop_collection(orbstore_rl::EVENT_COLLECTION).await;
+                client
+                    .batch_execute(&format!("DROP TABLE IF EXISTS raw_events; {RAW_EVENTS}"))
+                    .await
+                    .expect("table");
+            }
+            let ev = EventStore::open(&*store).await.expect("events");
+            let more = bench_events(stored);
+            for chunk in more.chunks(1_000) {
+                ev.write_batch(chunk).await.expect("write_batch");
+            }
+            raw_copy(&mut client, &more).await;
+            // Both tables with fresh planner statistics (autovacuum's ANALYZE would come later;
+            // without them PostgreSQL plans the range query on the new table as if it were empty).
+            let analyze =
+                format!("ANALYZE raw_events; ANALYZE \"{schema}\".\"{}\"", orbstore_rl::EVENT_COLLECTION);
+            client.batch_execute(&analyze).await.expect("analyze");
+        });
+        g.bench_function(format!("query_events_10k_of_{label}/orbstore"), |b| {
+            b.to_async(rt).iter(|| async {
+                let got = ev.query_events(from, to, 10_000).await.expect("query");
+                assert_eq!(got.len(), 10_000);
+            })
+        });
+        let client = &client;
+        g.bench_function(format!("query_events_10k_of_{label}/raw"), |b| {
+            b.to_async(rt).iter(|| async move {
+                let rows = client
+                    .query(
+                        "SELECT doc FROM raw_events WHERE archived = false AND timestamp_us >= $1 \
+                         AND timestamp_us < $2 ORDER BY timestamp_us DESC LIMIT 10000",
+                        &[&(from as i64), &(to as i64)],
+                    )
+                    .await
+                    .expect("query");
+                // The document's text straight into events, as a hand-written reader would.
+                let docs: Vec<Event> = rows
+                    .iter()
+                    .map(|r| serde_json::from_str(r.get::<_, RawJson<'_>>(0).0).expect("event"))
+                    .collect();
+                assert_eq!(docs.len(), 10_000);
+            })
+        });
+    }
     g.finish();
     rt.block_on(async {
         let _ = client.batch_execute(&format!("DROP SCHEMA \"{raw_schema}\" CASCADE")).await;
