@@ -136,6 +136,9 @@ enum Outcome {
     Inserted(HashSet<String>),
     /// Another unique index refused one of them: each document's own result, inserted one by one.
     OneByOne(Vec<Result<()>>),
+    /// A batch of one, inserted by the plain single-row statement (cheaper for the server than
+    /// the batch's `unnest`, and a lone writer's latency is what it waits for).
+    Lone(Result<()>),
 }
 
 /// Runs the batch's statement (and the one-by-one fallback) in one scope.
@@ -149,6 +152,16 @@ async fn attempt(
     shared
         .bounded(Subject("collection", name), async {
             let scope = exec.scope(false).await?;
+            if let [only] = batch {
+                let result = ops::insert_one(scope.client(), shared, name, &only.id, &only.doc).await;
+                // A stale catalog is the whole attempt's error (the caller creates the table
+                // again); anything else is the writer's own answer.
+                let result = match result {
+                    Err(e) if is_stale_catalog(&e) => Err(e),
+                    other => Ok(Outcome::Lone(other)),
+                };
+                return scope.end(result).await;
+            }
             let layout = match shared.layout(scope.client(), name).await {
                 Ok(l) => l,
                 Err(e) => return scope.end(Err(e)).await,
@@ -222,6 +235,11 @@ async fn run(
         }
         Ok(Outcome::OneByOne(each)) => {
             for (e, result) in batch.into_iter().zip(each) {
+                let _ = e.done.send(result);
+            }
+        }
+        Ok(Outcome::Lone(result)) => {
+            if let Some(e) = batch.into_iter().next() {
                 let _ = e.done.send(result);
             }
         }
