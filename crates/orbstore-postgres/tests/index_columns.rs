@@ -15,7 +15,7 @@ fn value(i: usize) -> Value {
     match i % 11 {
         0 => json!(i as f64 / 4.0),
         1 => json!(format!("s{i}")),
-        2 => json!(i % 3 == 0),
+        2 => json!(i.is_multiple_of(3)),
         3 => Value::Null,
         4 => json!({"o": i}),
         5 => json!([i, "x"]),
@@ -33,7 +33,7 @@ fn doc(i: usize, salt: &str) -> Document {
     if i % 7 != 6 {
         v["k"] = value(i);
     }
-    v["n"] = if i % 5 == 0 { json!(i) } else { json!({"k": value(i + 3)}) };
+    v["n"] = if i.is_multiple_of(5) { json!(i) } else { json!({"k": value(i + 3)}) };
     d(v)
 }
 
