@@ -36,6 +36,17 @@ impl Query {
             _ => false,
         }
     }
+
+    /// Whether the query reads every document, whole, in `_id` order (no filter, projection,
+    /// offset or limit): a backend storing text can then hand over each row's text as stored
+    /// (`Collection::find_stored_stream`).
+    pub fn is_whole_scan(&self) -> bool {
+        self.filter == crate::Filter::All
+            && self.projection.is_none()
+            && self.in_id_order()
+            && self.offset == 0
+            && self.limit.is_none()
+    }
 }
 
 /// Streams a query in `_id` order, page by page: `fetch(handle, filter, after)` reads at most

@@ -159,12 +159,7 @@ impl Collection for PgCollection {
         use futures::stream::{self, StreamExt, TryStreamExt};
         query.validate()?;
         // Every document in `_id` order: page by page (bounded memory), each row's text as stored.
-        let whole = query.filter == Filter::All
-            && query.projection.is_none()
-            && query.in_id_order()
-            && query.offset == 0
-            && query.limit.is_none();
-        if !whole {
+        if !query.is_whole_scan() {
             let docs = fresh!(self, false, |c, sh, n| ops::find_stored(c, &sh, n, query))?;
             return Ok(stream::iter(docs.into_iter().map(Ok)).boxed());
         }

@@ -156,12 +156,7 @@ impl Collection for SqliteCollection {
         query.validate()?;
         // Every document, whole, in `_id` order: each row's text is the document as stored, and
         // parsing it is the reader's. Anything narrower goes through `find_stream`.
-        let whole = query.filter == Filter::All
-            && query.projection.is_none()
-            && query.in_id_order()
-            && query.offset == 0
-            && query.limit.is_none();
-        if !whole {
+        if !query.is_whole_scan() {
             return Ok(self.find_stream(query).await?.map(|d| d.map(StoredDocument::Parsed)).boxed());
         }
         let handle = self.clone();
