@@ -174,7 +174,11 @@ async fn qtable_learns_by_the_formula_and_survives_a_restart(t: Target) {
         let q2 = QTable::open(&*store).await.unwrap();
         assert_eq!(q2.q_value("s1", "a"), 0.37, "{}", t.name);
         assert_eq!(q2.stats().entries, 3);
+        // The per-state index is rebuilt at open.
+        assert_eq!(q2.state_actions("s2"), vec![("b".to_owned(), 2.0), ("c".to_owned(), -1.0)]);
+        assert_eq!(q2.stats().states, 2);
         q2.clear().await.unwrap();
+        assert!(q2.state_actions("s2").is_empty() && q2.best_action("s1").is_none());
         q2.flush().await.unwrap();
         assert_eq!(QTable::open(&*store).await.unwrap().stats().entries, 0, "{}", t.name);
         cleanup(&t, &store).await;
