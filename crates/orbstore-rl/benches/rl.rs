@@ -411,6 +411,16 @@ async fn wipe(store: &orbstore::Store) {
     }
 }
 
+/// Drops the PostgreSQL schema [`backends`] made for `tag` (a store's catalog outlives its
+/// collections), so that runs leave nothing on a shared server.
+async fn drop_pg_schema(tag: &str) {
+    let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else { return };
+    let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else { return };
+    tokio::spawn(conn);
+    let name = format!("orbbench_{tag}_{}", std::process::id());
+    let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+}
+
 fn write_batches(c: &mut Criterion, rt: &Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = bench_events(0..100_000);
@@ -437,6 +447,7 @@ fn write_batches(c: &mut Criterion, rt: &Runtime) {
         rt.block_on(store.close()).expect("close");
     }
     g.finish();
+    rt.block_on(drop_pg_schema("events"));
 }
 
 /// Events `range` of one episode stream, 1 µs apart.
@@ -511,7 +522,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawJson<'a> {
 fn pg_events(c: &mut Criterion, rt: &Runtime) {
     let Ok(url) = std::env::var("ORBSTORE_TEST_POSTGRES_URL") else { return };
     let events = bench_events(0..100_000);
-    let schema = format!("orbbench_events_{}", std::process::id());
+    let schema = format!("orbbench_pgevents_{}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
     let cfg = Config::from_lookup(|k| (k == "DATABASE_URL").then(|| format!("{url}{sep}schema={schema}")))
         .expect("config");
@@ -650,6 +661,7 @@ fn qtable_updates(c: &mut Criterion, rt: &Runtime) {
         rt.block_on(store.close()).expect("close");
     }
     g.finish();
+    rt.block_on(drop_pg_schema("q"));
 }
 
 fn benches(c: &mut Criterion) {
