@@ -236,6 +236,13 @@ pub(crate) async fn find(
     ids_only: bool,
 ) -> Result<Vec<Document>> {
     let (plan, rows) = select(c, sh, name, query, lock, ids_only).await?;
+    documents(&plan, rows, query)
+}
+
+/// The documents of a plan's rows, filtered again when the SQL selected a superset and
+/// finished (sorted, limited, projected) where SQL did not; a row without its document (an
+/// ids-only plan) is the bare `_id`.
+fn documents(plan: &Plan, rows: Vec<tokio_postgres::Row>, query: &Query) -> Result<Vec<Document>> {
     let mut docs = Vec::with_capacity(rows.len());
     for r in rows {
         let Some(id) = r.get::<_, Option<String>>(1) else { continue };
@@ -266,18 +273,7 @@ pub(crate) async fn find_stored(
 ) -> Result<Vec<StoredDocument>> {
     let (plan, rows) = select(c, sh, name, query, false, false).await?;
     if !(plan.exact_filter && plan.sort_in_sql && query.projection.is_none()) {
-        let mut docs = Vec::with_capacity(rows.len());
-        for r in rows {
-            let Some(id) = r.get::<_, Option<String>>(1) else { continue };
-            let JsonDoc(doc) = r
-                .try_get(2)
-                .map_err(|e| Error::corrupt(format!("document {id:?} is not valid JSON: {e}")))?;
-            if plan.exact_filter || query.filter.matches(&doc) {
-                docs.push(doc);
-            }
-        }
-        query.finish_selected(&mut docs, plan.sort_in_sql);
-        return Ok(docs.into_iter().map(StoredDocument::Parsed).collect());
+        return Ok(documents(&plan, rows, query)?.into_iter().map(StoredDocument::Parsed).collect());
     }
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -628,22 +624,7 @@ pub(crate) async fn insert_batch(
     layout: &Layout,
     docs: &[(&str, &Document)],
 ) -> std::result::Result<std::collections::HashSet<String>, tokio_postgres::Error> {
-    if !layout.is_empty() {
-        let rows = write_rows(c, sh, name, layout, docs, OnTaken::Skip).await?;
-        return Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect());
-    }
-    let (paths, kinds) = shape_rows(docs.iter().map(|(_, d)| *d));
-    let ids: Vec<&str> = docs.iter().map(|(id, _)| *id).collect();
-    let texts: Vec<JsonRef> = docs.iter().map(|(_, d)| JsonRef(d)).collect();
-    let sql = format!(
-        "{} INSERT INTO {} (id, doc) SELECT * FROM unnest($4::text[], $5::json[]) ON CONFLICT (id) DO NOTHING \
-         RETURNING id",
-        with_shapes(sh),
-        sh.table(name)
-    );
-    let stmt = c.prepare_cached(&sql).await?;
-    let rows = c.query(&stmt, &[&name, &paths, &kinds, &ids, &texts]).await?;
-    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+    let rows = write_rows(c, sh, name, layout, docs, OnTaken::Skip).await?;
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
@@ -659,28 +640,10 @@ fn with_shapes(sh: &Shared) -> String {
 /// Stores a validated document under its id, in one statement.
 pub(crate) async fn upsert(c: &Client, sh: &Shared, name: &str, id: Id, doc: &Document) -> Result<Upserted> {
     let layout = sh.layout(c, name).await?;
-    if !layout.is_empty() {
-        let rows = write_rows(c, sh, name, &layout, &[(id.as_str(), doc)], OnTaken::Replace)
-            .await
-            .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?;
-        let inserted = rows.first().is_some_and(|r| r.get::<_, bool>(1));
-        return Ok(Upserted { id, inserted });
-    }
-    let (paths, kinds) = shape_rows(std::iter::once(doc));
-    let text = JsonRef(doc);
-    let sql = format!(
-        "{} INSERT INTO {} AS t (id, doc) VALUES ($4, $5) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc \
-         RETURNING (xmax = 0)",
-        with_shapes(sh),
-        sh.table(name)
-    );
-    let stmt = c.prepare_cached(&sql).await.ctx("prepare")?;
-    let inserted: bool = c
-        .query_one(&stmt, &[&name, &paths, &kinds, &id, &text])
+    let rows = write_rows(c, sh, name, &layout, &[(id.as_str(), doc)], OnTaken::Replace)
         .await
-        .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?
-        .get(0);
-    sh.learn(name, &paths.into_iter().zip(kinds).collect::<Vec<_>>());
+        .map_err(|e| crate::error::map(&format!("upsert {id:?}"), e))?;
+    let inserted = rows.first().is_some_and(|r| r.get::<_, bool>(1));
     Ok(Upserted { id, inserted })
 }
 
